@@ -1,0 +1,52 @@
+# iamchars: reproducible pipeline. Every target bootstraps .venv itself.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build resolves locally on these machines; for a CUDA build see README ("GPU").
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+STAMP := $(VENV)/.installed
+CONFIG ?= pipelines/demo.toml
+IAM_CONFIG ?= pipelines/iam.toml
+DEMO := data/demo
+IAM_RAW ?= data/raw/iam
+IAM_OUT ?= data/processed/iam
+
+.PHONY: venv demo iam test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/iamchars synth --config $(CONFIG) --out $(DEMO)/iam --preview
+	$(BIN)/iamchars build-dataset --config $(CONFIG) --iam-root $(DEMO)/iam --out $(DEMO)/dataset
+	$(BIN)/iamchars evaluate-segmentation --gt $(DEMO)/iam/chars_gt.csv --manifest $(DEMO)/dataset/manifest.parquet --iam-root $(DEMO)/iam --out $(DEMO)/segeval
+	$(BIN)/iamchars train --config $(CONFIG) --data $(DEMO)/dataset --out $(DEMO)/run
+	@echo "QA pictures:        $(DEMO)/dataset/qa/"
+	@echo "Segmentation eval:  $(DEMO)/segeval/"
+	@echo "Training pictures:  $(DEMO)/run/plots/"
+
+iam: $(STAMP)
+	$(BIN)/iamchars download --out $(IAM_RAW)
+	$(BIN)/iamchars info --iam-root $(IAM_RAW)
+	$(BIN)/iamchars build-dataset --config $(IAM_CONFIG) --iam-root $(IAM_RAW) --out $(IAM_OUT)
+	$(BIN)/iamchars train --config $(IAM_CONFIG) --data $(IAM_OUT) --out data/runs/iam
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check iamchars tests
+	$(BIN)/ruff format --check iamchars tests
+	$(BIN)/mypy iamchars
+
+bench: $(STAMP)
+	$(BIN)/python -m iamchars.bench
+
+clean:
+	rm -rf $(VENV) data/demo

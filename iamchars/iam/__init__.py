@@ -1,0 +1,1 @@
+"""Reading, validating, splitting and downloading the IAM Handwriting Database."""

@@ -1,0 +1,176 @@
+"""Loading an IAM root (real or synthetic) into tables: the file-reading edge of `iamchars.iam`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from iamchars.config import ParseConfig, SplitConfig
+from iamchars.fileio import png_size
+from iamchars.iam.parse import drop_duplicates, parse_forms, parse_lines, parse_words
+from iamchars.iam.rejects import Rejects
+from iamchars.iam.splits import TASK_FILES, assign_form_splits
+from iamchars.iam.xml import parse_xml_forms
+
+SPLIT_DIRS = ("split", "task")
+
+
+class IAMLayoutError(FileNotFoundError):
+    """The folder does not look like an IAM root."""
+
+
+@dataclass
+class IAMCorpus:
+    root: Path
+    forms: pd.DataFrame
+    lines: pd.DataFrame
+    words: pd.DataFrame
+    rejects: pd.DataFrame
+    split_stats: dict[str, int] = field(default_factory=dict)
+
+    def line_image(self, line_id: str) -> Path:
+        return image_path(self.root, "lines", line_id)
+
+    def word_image(self, word_id: str) -> Path:
+        return image_path(self.root, "words", word_id)
+
+
+def image_path(root: Path, kind: str, item_id: str) -> Path:
+    """IAM's image layout: `lines/a01/a01-000u/a01-000u-00.png`, `words/a01/a01-000u/a01-000u-00-00.png`."""
+    parts = item_id.split("-")
+    return root / kind / parts[0] / f"{parts[0]}-{parts[1]}" / f"{item_id}.png"
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def find_task_files(root: Path) -> dict[str, list[str]]:
+    """Line ids per split from IAM's task files, wherever the task zip left them under split/ or task/."""
+    task: dict[str, list[str]] = {}
+    for folder in (root / d for d in SPLIT_DIRS):
+        if not folder.is_dir():
+            continue
+        for name, split in TASK_FILES.items():
+            for path in sorted(folder.rglob(name)):
+                ids = [ln.strip() for ln in _read_lines(path) if ln.strip() and not ln.startswith("#")]
+                task.setdefault(split, []).extend(ids)
+    return task
+
+
+def validate(
+    root: Path, lines: pd.DataFrame, words: pd.DataFrame, rejects: Rejects, check_images: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add `valid` columns: image present and sized as its box, word box inside its line box.
+
+    Rows are kept (so counts stay those of the files); consumers filter on `valid`."""
+    lines = lines.assign(valid=(lines["w"] > 0) & (lines["h"] > 0))
+    for item in lines.loc[~lines["valid"], "line_id"]:
+        rejects.add("validate", "ascii/lines.txt", None, str(item), "line box has no area")
+    words = words.assign(valid=(words["w"] > 0) & (words["h"] > 0) & (words["x"] >= 0) & (words["y"] >= 0))
+    for item in words.loc[~words["valid"], "word_id"]:
+        rejects.add("validate", "ascii/words.txt", None, str(item), "word box missing or negative")
+    boxes = lines.set_index("line_id")[["x", "y", "w", "h"]].add_suffix("_line")
+    joined = words.join(boxes, on="line_id")
+    has_line = joined["x_line"].notna()
+    inside = (
+        (
+            (joined["x"] >= joined["x_line"])
+            & (joined["y"] >= joined["y_line"])
+            & (joined["x"] + joined["w"] <= joined["x_line"] + joined["w_line"])
+            & (joined["y"] + joined["h"] <= joined["y_line"] + joined["h_line"])
+        )
+        .fillna(False)
+        .astype(bool)
+    )
+    for item in words.loc[~has_line.to_numpy(), "word_id"]:
+        rejects.add("validate", "ascii/words.txt", None, str(item), "word's line is not in lines.txt")
+    bad_box = words["valid"].to_numpy() & has_line.to_numpy() & ~inside.to_numpy()
+    for item in words.loc[bad_box, "word_id"]:
+        rejects.add("validate", "ascii/words.txt", None, str(item), "word box outside its line box")
+    words["valid"] = words["valid"].to_numpy() & has_line.to_numpy() & ~bad_box
+    if check_images:
+        lines["valid"] = _check_images(root, "lines", lines, "line_id", rejects) & lines["valid"]
+        words["valid"] = _check_images(root, "words", words, "word_id", rejects) & words["valid"]
+    return lines, words
+
+
+def _check_images(root: Path, kind: str, table: pd.DataFrame, key: str, rejects: Rejects) -> pd.Series:
+    ok = []
+    folder_exists = (root / kind).is_dir()
+    for item, w, h in zip(table[key], table["w"], table["h"], strict=True):
+        path = image_path(root, kind, str(item))
+        size = png_size(path) if folder_exists else None
+        rel = str(path.relative_to(root))
+        if size is None:
+            reason = "image missing" if not path.exists() else "image is not a readable PNG"
+            rejects.add("validate", rel, None, str(item), reason)
+            ok.append(False)
+        elif size != (w, h):
+            rejects.add("validate", rel, None, str(item), f"image is {size[0]}x{size[1]}, box says {w}x{h}")
+            ok.append(False)
+        else:
+            ok.append(True)
+    return pd.Series(ok, index=table.index, dtype=bool)
+
+
+def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig | None = None) -> IAMCorpus:
+    """Parse ascii (and XML where present), validate, and add writer ids and splits to every table."""
+    parse = parse or ParseConfig()
+    split = split or SplitConfig()
+    root = Path(root)
+    rejects = Rejects(strict=parse.strict)
+    ascii_dir = root / "ascii"
+    xml_files = sorted((root / "xml").glob("*.xml")) if (root / "xml").is_dir() else []
+    if not (ascii_dir / "lines.txt").is_file() and not xml_files:
+        raise IAMLayoutError(f"{root}: not an IAM root (neither ascii/lines.txt nor xml/*.xml found)")
+    xml_forms, xml_lines, xml_words = parse_xml_forms(
+        [(str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace")) for p in xml_files],
+        rejects,
+    )
+    if (ascii_dir / "forms.txt").is_file():
+        forms = parse_forms(_read_lines(ascii_dir / "forms.txt"), "ascii/forms.txt", rejects)
+        xml_writers = dict(zip(xml_forms["form_id"], xml_forms["writer_id"], strict=True))
+        forms["writer_id"] = [
+            xml_writers.get(f, w) for f, w in zip(forms["form_id"], forms["writer_id"], strict=True)
+        ]
+    else:
+        forms = xml_forms
+    lines = (
+        parse_lines(_read_lines(ascii_dir / "lines.txt"), "ascii/lines.txt", rejects)
+        if (ascii_dir / "lines.txt").is_file()
+        else xml_lines
+    )
+    words = (
+        parse_words(_read_lines(ascii_dir / "words.txt"), "ascii/words.txt", rejects)
+        if (ascii_dir / "words.txt").is_file()
+        else xml_words
+    )
+    forms = drop_duplicates(forms, "form_id", "ascii/forms.txt", rejects)
+    lines = drop_duplicates(lines, "line_id", "ascii/lines.txt", rejects)
+    words = drop_duplicates(words, "word_id", "ascii/words.txt", rejects)
+    known_forms = set(forms["form_id"])
+    for table, key in ((lines, "line_id"), (words, "word_id")):
+        for item in table.loc[~table["form_id"].isin(known_forms), key]:
+            rejects.add(
+                "validate", "ascii/forms.txt", None, str(item), "form has no writer id (not in forms)"
+            )
+    lines = lines[lines["form_id"].isin(known_forms)].reset_index(drop=True)
+    words = words[words["form_id"].isin(known_forms)].reset_index(drop=True)
+    lines, words = validate(root, lines, words, rejects, parse.check_images)
+    form_split, stats = assign_form_splits(
+        forms, find_task_files(root), split.ratios, split.seed, split.unlisted
+    )
+    forms = forms.assign(split=forms["form_id"].map(form_split).astype("string"))
+    writer = forms.set_index("form_id")["writer_id"]
+
+    def with_writer_and_split(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(
+            writer_id=df["form_id"].map(writer).astype("string"),
+            split=df["form_id"].map(form_split).astype("string"),
+        )
+
+    lines, words = with_writer_and_split(lines), with_writer_and_split(words)
+    return IAMCorpus(root, forms, lines, words, rejects.frame(), stats)

@@ -1,0 +1,194 @@
+"""Parsers for IAM's ascii files, following what the real files show rather than what their headers say.
+
+Facts (see the real sample): `words.txt` rows carry no component count although the header documents one
+(both variants are accepted); transcriptions may contain spaces; the flag is `ok` or `err`; boxes are in
+form-page pixels. Each parser takes the file's text lines and returns a typed table, reporting malformed
+rows to `Rejects` with their file and line number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from iamchars.iam.rejects import Rejects
+
+FORM_COLUMNS = {
+    "form_id": "string",
+    "writer_id": "string",
+    "n_sentences": "int32",
+    "segmentation": "string",
+    "n_lines": "int32",
+    "n_lines_ok": "int32",
+    "n_words": "int32",
+    "n_words_ok": "int32",
+}
+LINE_COLUMNS = {
+    "line_id": "string",
+    "form_id": "string",
+    "flag": "string",
+    "graylevel": "int32",
+    "components": "int32",
+    "x": "int32",
+    "y": "int32",
+    "w": "int32",
+    "h": "int32",
+    "transcription": "string",
+    "text": "string",
+}
+WORD_COLUMNS = {
+    "word_id": "string",
+    "line_id": "string",
+    "form_id": "string",
+    "flag": "string",
+    "graylevel": "int32",
+    "x": "int32",
+    "y": "int32",
+    "w": "int32",
+    "h": "int32",
+    "tag": "string",
+    "text": "string",
+}
+FLAGS = ("ok", "err")
+
+
+def _data_rows(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n")
+        if line.strip() and not line.startswith("#"):
+            yield number, line
+
+
+def _ints(fields: list[str]) -> list[int] | None:
+    try:
+        return [int(f) for f in fields]
+    except ValueError:
+        return None
+
+
+def _table(rows: list[dict[str, object]], columns: dict[str, str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(columns))
+    return df.astype(columns)
+
+
+def parent_id(item_id: str) -> str:
+    """`a01-000u-00-01` -> `a01-000u-00`; `a01-000u-00` -> `a01-000u`."""
+    return item_id.rsplit("-", 1)[0]
+
+
+def parse_forms(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataFrame:
+    rows = []
+    for number, line in _data_rows(lines):
+        fields = line.split()
+        counts = _ints([fields[2], *fields[4:8]]) if len(fields) == 8 else None
+        if counts is None:
+            rejects.add(
+                "parse",
+                source,
+                number,
+                fields[0] if fields else "",
+                "expected 8 fields: form writer sentences segmentation lines lines_ok words words_ok",
+            )
+            continue
+        rows.append(
+            {
+                "form_id": fields[0],
+                "writer_id": fields[1],
+                "n_sentences": counts[0],
+                "segmentation": fields[3],
+                "n_lines": counts[1],
+                "n_lines_ok": counts[2],
+                "n_words": counts[3],
+                "n_words_ok": counts[4],
+            }
+        )
+    return _table(rows, FORM_COLUMNS)
+
+
+def parse_lines(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataFrame:
+    rows = []
+    for number, line in _data_rows(lines):
+        fields = line.split(" ", 8)
+        item = fields[0]
+        if len(fields) < 9:
+            rejects.add(
+                "parse", source, number, item, "expected 9 fields: id flag gray components x y w h text"
+            )
+            continue
+        numbers = _ints(fields[2:8])
+        if numbers is None:
+            rejects.add("parse", source, number, item, "graylevel, components and box must be integers")
+            continue
+        if fields[1] not in FLAGS:
+            rejects.add("parse", source, number, item, f"flag {fields[1]!r} is neither 'ok' nor 'err'")
+            continue
+        transcription = fields[8]
+        rows.append(
+            {
+                "line_id": item,
+                "form_id": parent_id(item),
+                "flag": fields[1],
+                "graylevel": numbers[0],
+                "components": numbers[1],
+                "x": numbers[2],
+                "y": numbers[3],
+                "w": numbers[4],
+                "h": numbers[5],
+                "transcription": transcription,
+                "text": transcription.replace("|", " "),
+            }
+        )
+    return _table(rows, LINE_COLUMNS)
+
+
+def parse_words(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataFrame:
+    """Rows are `id flag gray x y w h tag text...`; the header's variant with a component count after the
+    graylevel is accepted too (told apart by field 8 being an integer: a tag never is)."""
+    rows = []
+    for number, line in _data_rows(lines):
+        fields = line.split(" ")
+        item = fields[0]
+        if len(fields) >= 10 and _ints(fields[2:8]) is not None:
+            fields = fields[:3] + fields[4:]  # drop the component count
+        if len(fields) < 9:
+            rejects.add(
+                "parse", source, number, item, "expected at least 9 fields: id flag gray x y w h tag text"
+            )
+            continue
+        numbers = _ints(fields[2:7])
+        if numbers is None:
+            rejects.add("parse", source, number, item, "graylevel and box must be integers")
+            continue
+        if fields[1] not in FLAGS:
+            rejects.add("parse", source, number, item, f"flag {fields[1]!r} is neither 'ok' nor 'err'")
+            continue
+        text = " ".join(fields[8:])
+        if not text:
+            rejects.add("parse", source, number, item, "empty transcription")
+            continue
+        line_id = parent_id(item)
+        rows.append(
+            {
+                "word_id": item,
+                "line_id": line_id,
+                "form_id": parent_id(line_id),
+                "flag": fields[1],
+                "graylevel": numbers[0],
+                "x": numbers[1],
+                "y": numbers[2],
+                "w": numbers[3],
+                "h": numbers[4],
+                "tag": fields[7],
+                "text": text,
+            }
+        )
+    return _table(rows, WORD_COLUMNS)
+
+
+def drop_duplicates(df: pd.DataFrame, key: str, source: str, rejects: Rejects) -> pd.DataFrame:
+    """Keep the first row of each id; later ones go to the rejects report."""
+    dup = df[key].duplicated(keep="first")
+    for item in df.loc[dup, key]:
+        rejects.add("validate", source, None, str(item), f"duplicate {key}")
+    return df.loc[~dup].reset_index(drop=True)

@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from iamchars.cli import app
+from iamchars.config import ParseConfig, SplitConfig
+from iamchars.iam.corpus import load_corpus
+from iamchars.iam.parse import parse_forms, parse_lines, parse_words
+from iamchars.iam.rejects import IAMFormatError, Rejects
+from iamchars.iam.splits import assign_form_splits, hash_split, writer_splits_from_task
+from iamchars.iam.xml import parse_xml_forms
+
+runner = CliRunner()
+
+
+def test_words_rows_without_and_with_component_count() -> None:
+    rows = [
+        "a01-000u-00-00 ok 154 408 768 27 51 AT A",
+        "a01-000u-00-01 ok 154 1 507 766 213 48 NN MOVE",
+        "a01-000u-03-00 err 156 430 1290 120 60 NPT M Ps",
+        "b01-000-00-00 ok 154 10 20 30 40 CD 1958",
+    ]
+    rejects = Rejects()
+    words = parse_words(rows, "words.txt", rejects)
+    assert rejects.frame().empty
+    assert words["x"].tolist() == [408, 507, 430, 10]
+    assert words["w"].tolist() == [27, 213, 120, 30]
+    assert words["text"].tolist() == ["A", "MOVE", "M Ps", "1958"]
+    assert words["tag"].tolist() == ["AT", "NN", "NPT", "CD"]
+    assert words["line_id"].tolist()[0] == "a01-000u-00"
+    assert words["form_id"].tolist()[0] == "a01-000u"
+
+
+def test_malformed_rows_are_reported_with_file_and_line() -> None:
+    rows = [
+        "# header",
+        "a01-000u-00-00 ok 154 408 768 27 51 AT A",
+        "a01-000u-00-01 maybe 1 2 3 4 5 NN x",
+        "a01-000u-00-02 ok 154 x 768 27 51 AT A",
+        "short row",
+    ]
+    rejects = Rejects()
+    words = parse_words(rows, "ascii/words.txt", rejects)
+    assert len(words) == 1
+    report = rejects.frame()
+    assert report["line"].tolist() == [3, 4, 5]
+    assert (report["file"] == "ascii/words.txt").all()
+    with pytest.raises(IAMFormatError, match=r"ascii/words.txt:3: flag 'maybe'"):
+        parse_words(rows, "ascii/words.txt", Rejects(strict=True))
+
+
+def test_lines_keep_tokens_with_spaces() -> None:
+    lines = parse_lines(["a01-000u-03 err 156 23 430 1290 1883 70 M Ps|tomorrow|.|Mr."], "l", Rejects())
+    assert lines.loc[0, "transcription"] == "M Ps|tomorrow|.|Mr."
+    assert lines.loc[0, "text"] == "M Ps tomorrow . Mr."
+    assert (lines.loc[0, "x"], lines.loc[0, "h"], lines.loc[0, "components"]) == (430, 70, 23)
+
+
+def test_forms_parse_and_reject() -> None:
+    rejects = Rejects()
+    forms = parse_forms(["a01-000x 001 2 all 6 6 52 52", "a01-000y 001 2 all six"], "forms.txt", rejects)
+    assert forms["writer_id"].tolist() == ["001"]
+    assert rejects.frame()["line"].tolist() == [2]
+
+
+def test_real_sample_parses(real_sample: Path) -> None:
+    corpus = load_corpus(real_sample)
+    assert len(corpus.lines) == 13353
+    assert (corpus.lines["flag"] == "err").sum() == 2009
+    assert len(corpus.forms) == 1539
+    writer = corpus.forms.set_index("form_id")["writer_id"]
+    assert writer["a01-000x"] == "001"
+    assert writer["a01-000u"] == "000"
+    words = corpus.words.set_index("word_id")
+    assert len(words) == 7
+    assert tuple(words.loc["a01-000u-00-05", ["x", "y", "w", "h"]]) == (1438, 746, 382, 73)
+    assert words["text"].tolist() == ["A", "MOVE", "to", "stop", "Mr.", "Gaitskell", "from"]
+    assert words["valid"].all()  # the 7 word images exist, sized as their boxes
+    assert corpus.lines["valid"].sum() == 3  # only 3 line images ship with the sample
+    assert corpus.lines.loc[corpus.lines["line_id"] == "a01-000u-03", "text"].item().startswith("M Ps ")
+    # trainset.txt puts writer 000 (a01-000u) in train; every writer sits in exactly one split
+    assert corpus.forms.set_index("form_id").loc["a01-000u", "split"] == "train"
+    assert corpus.forms.groupby("writer_id")["split"].nunique().max() == 1
+    assert corpus.lines.groupby("writer_id")["split"].nunique().max() == 1
+
+
+def test_info_on_real_sample(real_sample: Path) -> None:
+    result = runner.invoke(app, ["info", "--iam-root", str(real_sample)])
+    assert result.exit_code == 0, result.output
+    assert "13,353" in result.output and "err 2,009" in result.output and "1,539" in result.output
+    result = runner.invoke(app, ["info", "--iam-root", str(real_sample), "--json", "--no-check-images"])
+    data = json.loads(result.output)
+    assert data["lines"]["total"] == 13353 and data["forms"] == 1539 and data["writers"] == 657
+    assert data["words"]["total"] == 7
+    assert sum(s["lines"] for s in data["splits"].values()) == 13353
+
+
+def test_validation_and_rejects_on_tiny_tree(tiny_iam: Path, tmp_path: Path) -> None:
+    # make one image the wrong size and delete another
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tiny_iam / "words/x01/x01-000/x01-000-00-01.png"), np.zeros((5, 5), np.uint8))
+    (tiny_iam / "lines/x02/x02-000/x02-000-00.png").unlink()
+    corpus = load_corpus(tiny_iam)
+    rej = corpus.rejects.set_index("item_id")["reason"]
+    assert rej["x01-000-00-02"] == "word box outside its line box"
+    assert rej["x01-000-00-01"] == "image is 5x5, box says 60x40"
+    assert rej["x02-000-00"] == "image missing"
+    valid = corpus.words.set_index("word_id")["valid"]
+    assert not valid["x01-000-00-02"] and not valid["x01-000-00-01"] and valid["x01-000-00-00"]
+    assert len(corpus.words) == 8  # counts stay those of the files
+    report = tmp_path / "rejects.csv"
+    result = runner.invoke(app, ["info", "--iam-root", str(tiny_iam), "--rejects", str(report)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(report)) == len(corpus.rejects)
+
+
+def test_strict_mode_fails_with_file_and_line(tiny_iam: Path) -> None:
+    with open(tiny_iam / "ascii" / "lines.txt", "a") as handle:
+        handle.write("x01-000-02 ok 170 five 1 2 3 4 oops\n")
+    with pytest.raises(IAMFormatError, match=r"ascii/lines.txt:6"):
+        load_corpus(tiny_iam, ParseConfig(strict=True))
+    result = runner.invoke(app, ["info", "--iam-root", str(tiny_iam), "--strict"])
+    assert result.exit_code == 1 and "ascii/lines.txt:6" in result.output
+
+
+def test_duplicate_ids_are_rejected(tiny_iam: Path) -> None:
+    with open(tiny_iam / "ascii" / "words.txt", "a") as handle:
+        handle.write("x02-000-00-00 ok 170 120 210 100 40 CD one\n")
+    corpus = load_corpus(tiny_iam)
+    assert (corpus.words["word_id"] == "x02-000-00-00").sum() == 1
+    assert "duplicate word_id" in corpus.rejects["reason"].tolist()
+
+
+def test_task_files_give_writer_disjoint_splits(tiny_iam: Path) -> None:
+    (tiny_iam / "split").mkdir()
+    (tiny_iam / "split" / "trainset.txt").write_text("x01-000-00\n")
+    (tiny_iam / "split" / "testset.txt").write_text("x01-001-00\n")
+    corpus = load_corpus(tiny_iam)
+    split = corpus.forms.set_index("form_id")["split"]
+    assert split["x01-000"] == "train" and split["x02-000"] == "train"  # same writer 100
+    assert split["x01-001"] == "test"
+    assert set(corpus.words["split"]) == {"train", "test"}
+
+
+def test_task_conflicts_resolve_towards_test() -> None:
+    splits, conflicts = writer_splits_from_task(
+        {"train": ["a-1-00"], "test": ["a-2-00"], "val": ["b-1-00"]}, {"a-1": "w1", "a-2": "w1", "b-1": "w2"}
+    )
+    assert splits == {"w1": "test", "w2": "val"} and conflicts == 1
+
+
+def test_hash_split_is_deterministic_and_stable() -> None:
+    writers = [f"{i:03d}" for i in range(600)]
+    a = hash_split(writers, [0.8, 0.1, 0.1], seed=0)
+    assert a == hash_split(writers, [0.8, 0.1, 0.1], seed=0)
+    assert hash_split(writers[:100], [0.8, 0.1, 0.1], seed=0) == {w: a[w] for w in writers[:100]}
+    counts = pd.Series(a).value_counts(normalize=True)
+    assert 0.74 < counts["train"] < 0.86 and 0.05 < counts["test"] < 0.15
+    assert hash_split(writers, [0.8, 0.1, 0.1], seed=1) != a
+
+
+def test_unlisted_writers_can_be_excluded() -> None:
+    forms = pd.DataFrame({"form_id": ["a-1", "b-1"], "writer_id": ["w1", "w2"]})
+    split, stats = assign_form_splits(forms, {"train": ["a-1-00"]}, [1, 1, 1], 0, "exclude")
+    assert split.to_dict() == {"a-1": "train", "b-1": "excluded"}
+    assert stats["writers_unlisted"] == 1
+
+
+def test_xml_forms_give_writer_lines_and_words() -> None:
+    xml = """<?xml version="1.0"?>
+<form id="a01-000x" writer-id="001" width="2479" height="3542">
+ <handwritten-part>
+  <line id="a01-000x-00" text="A &quot;MOVE&quot;" segmentation="ok" threshold="180">
+   <word id="a01-000x-00-00" tag="AT" text="A"><cmp x="10" y="20" width="5" height="30"/></word>
+   <word id="a01-000x-00-01" tag="NN" text="&quot;MOVE&quot;">
+     <cmp x="30" y="15" width="20" height="30"/><cmp x="52" y="18" width="10" height="40"/></word>
+  </line>
+ </handwritten-part>
+</form>"""
+    rejects = Rejects()
+    forms, lines, words = parse_xml_forms([("xml/a01-000x.xml", xml), ("xml/bad.xml", "<form")], rejects)
+    assert forms["writer_id"].tolist() == ["001"]
+    assert tuple(words.loc[1, ["x", "y", "w", "h"]]) == (30, 15, 32, 43)
+    assert tuple(lines.loc[0, ["x", "y", "w", "h"]]) == (10, 15, 52, 43)
+    assert words.loc[1, "text"] == '"MOVE"'
+    assert rejects.frame()["file"].tolist() == ["xml/bad.xml"]
+
+
+def test_split_ratios_are_configurable(tiny_iam: Path) -> None:
+    corpus = load_corpus(tiny_iam, split=SplitConfig(ratios=[0.0, 0.0, 1.0]))
+    assert set(corpus.forms["split"]) == {"test"}
