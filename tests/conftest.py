@@ -64,3 +64,15 @@ def real_sample() -> Path:
     if not (REAL_SAMPLE / "ascii" / "lines.txt").is_file():
         pytest.skip("../shared/iam-real-sample is not present in this checkout")
     return REAL_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small synthetic corpus shared by the tests that only read it."""
+    from iamchars.config import SplitConfig, SynthConfig
+    from iamchars.synth.corpus import write_corpus
+
+    root = tmp_path_factory.mktemp("synth") / "iam"
+    cfg = SynthConfig(forms=8, lines_per_form=4, seed=7, workers=2, err_rate=0.15)
+    write_corpus(root, cfg, SplitConfig(ratios=[0.5, 0.25, 0.25]), progress=False)
+    return root

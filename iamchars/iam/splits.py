@@ -24,18 +24,23 @@ _PRECEDENCE = {"test": 3, "val": 2, "train": 1}
 
 
 def hash_split(writer_ids: Sequence[str], ratios: Sequence[float], seed: int) -> dict[str, str]:
-    """A deterministic split of writers: each writer's sha256 (with the seed) is a uniform number in
-    [0, 1) compared with the cumulative ratios, so adding writers never moves the others."""
+    """A deterministic split of writers: writers are ordered by the sha256 of (seed, writer id) and cut by
+    the ratios, with at least one writer in every split that asks for a share (when there are enough
+    writers), so a small corpus never ends up with an empty validation or test split."""
     if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
         raise ValueError(f"split ratios must be three non-negative shares, got {list(ratios)}")
+    order = sorted(writer_ids, key=lambda w: hashlib.sha256(f"{seed}:{w}".encode()).digest())
+    n = len(order)
     total = float(sum(ratios))
-    bounds = [ratios[0] / total, (ratios[0] + ratios[1]) / total]
-    out = {}
-    for writer in writer_ids:
-        digest = hashlib.sha256(f"{seed}:{writer}".encode()).digest()
-        u = int.from_bytes(digest[:8], "big") / 2**64
-        out[writer] = "train" if u < bounds[0] else "val" if u < bounds[1] else "test"
-    return out
+    counts = [round(n * r / total) for r in ratios]
+    for i in (1, 2):
+        if ratios[i] > 0 and counts[i] == 0 and n >= 3:
+            counts[i] = 1
+    counts[1] = min(counts[1], n)
+    counts[2] = min(counts[2], n - counts[1])
+    counts[0] = n - counts[1] - counts[2]
+    labels = ["train"] * counts[0] + ["val"] * counts[1] + ["test"] * counts[2]
+    return dict(zip(order, labels, strict=True))
 
 
 def writer_splits_from_task(

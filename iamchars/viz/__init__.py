@@ -1,0 +1,1 @@
+"""Pictures for people: boxes over lines, contact sheets, stacked panels."""
