@@ -83,12 +83,17 @@ class SegmentConfig:
     """fontpkg name or a path to any TTF/OTF file."""
     font_size: int = 64
     slant_max_deg: float = 40.0
-    slant_steps: int = 17
+    slant_steps: int = 9
     snap_window: float = 0.35
     """How far (in mean character widths) a cut may move to reach a projection minimum."""
     ink_threshold: int = 0
     """Grey level under which a pixel is ink; 0 takes Otsu's threshold of each line."""
     min_ink_pixels: int = 2
+    guide_k: float = 4.0
+    """Refined boxes never reach beyond mean +- guide_k * std of the line ink (stray strokes of other lines)."""
+    snap: bool = True
+    """Move each cut to a nearby minimum of the column ink profile."""
+    deslant: bool = True
 
 
 @dataclass

@@ -77,11 +77,11 @@ class FontMetrics:
         return float(self.font.getlength(a + b) - self.font.getlength(a) - self.font.getlength(b))
 
     def glyph(self, ch: str) -> Glyph:
-        return self._glyph(ch)  # type: ignore[no-any-return]
+        return self._glyph(ch)
 
     def _render_glyph(self, ch: str) -> Glyph:
         left, top, right, bottom = self.font.getbbox(ch, anchor="ls", stroke_width=self.stroke)
-        w, h = max(1, right - left), max(1, bottom - top)
+        w, h = max(1, int(right - left)), max(1, int(bottom - top))
         image = Image.new("L", (w, h), 0)
         ImageDraw.Draw(image).text(
             (-left, -top),

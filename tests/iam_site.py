@@ -104,6 +104,4 @@ class FakeIAMSite:
         self.server.server_close()
 
     def archive_gets(self) -> int:
-        return sum(
-            n for k, n in self.requests.items() if k.startswith("GET ") and k not in ("GET /", "GET /login")
-        )
+        return sum(n for k, n in self.requests.items() if k.startswith("GET ") and k not in ("GET /", "GET /login"))

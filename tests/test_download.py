@@ -44,11 +44,7 @@ def _iam_archives(tmp_path: Path) -> dict[str, Path]:
     noise = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
 
     def files(sub: str) -> dict[str, bytes]:
-        return {
-            str(p.relative_to(tree / sub)): p.read_bytes()
-            for p in sorted((tree / sub).rglob("*"))
-            if p.is_file()
-        }
+        return {str(p.relative_to(tree / sub)): p.read_bytes() for p in sorted((tree / sub).rglob("*")) if p.is_file()}
 
     _tar(folder / "ascii.tgz", files("ascii"))
     _tar(folder / "lines.tgz", {**files("lines"), "x01/noise.bin": noise})
@@ -113,9 +109,7 @@ def test_missing_archive_is_a_404_error(site: FakeIAMSite, tmp_path: Path) -> No
     client = IAMClient(site.url)
     client.login(Credentials(EMAIL, PASSWORD))
     with pytest.raises(DownloadError, match="not found \\(HTTP 404\\)"):
-        client.fetch(
-            IAM_RESOURCES[0].__class__("x.tgz", "/nope.tgz", "x"), tmp_path / "x.tgz", progress=False
-        )
+        client.fetch(IAM_RESOURCES[0].__class__("x.tgz", "/nope.tgz", "x"), tmp_path / "x.tgz", progress=False)
 
 
 def test_repeated_drops_keep_the_partial_file_for_a_later_resume(site: FakeIAMSite, tmp_path: Path) -> None:
@@ -148,9 +142,7 @@ def test_credentials_from_netrc_are_masked(tmp_path: Path) -> None:
     assert creds == Credentials(EMAIL, PASSWORD)
     assert PASSWORD not in repr(creds)
     assert resolve_credentials({}, "http://other.host", rc) is None
-    assert resolve_credentials({"IAM_EMAIL": "e", "IAM_PASSWORD": "p"}, "http://x", rc) == Credentials(
-        "e", "p"
-    )
+    assert resolve_credentials({"IAM_EMAIL": "e", "IAM_PASSWORD": "p"}, "http://x", rc) == Credentials("e", "p")
 
 
 def test_tar_member_climbing_out_is_refused(tmp_path: Path) -> None:
@@ -202,8 +194,6 @@ def test_import_from_local_archives_and_from_a_tree(tmp_path: Path) -> None:
     tree_out = tmp_path / "from-tree"
     result = runner.invoke(app, ["download", "--from", str(tmp_path / "tree"), "--out", str(tree_out)])
     assert result.exit_code == 0, result.output
-    assert (tree_out / "ascii" / "words.txt").read_text() == (
-        tmp_path / "tree" / "ascii" / "words.txt"
-    ).read_text()
+    assert (tree_out / "ascii" / "words.txt").read_text() == (tmp_path / "tree" / "ascii" / "words.txt").read_text()
     result = runner.invoke(app, ["download", "--from", str(tmp_path / "nothing"), "--out", str(tree_out)])
     assert result.exit_code == 1 and "no such file" in result.output

@@ -55,12 +55,8 @@ def test_true_boxes_sit_inside_their_words_hold_ink_and_follow_reading_order(syn
     images = {lid: read_gray(corpus.line_image(lid)) for lid in lines.index}
     for row in gt.itertuples():
         line = lines.loc[row.line_id]
-        crop = images[row.line_id][
-            row.y - line.y : row.y - line.y + row.h, row.x - line.x : row.x - line.x + row.w
-        ]
-        assert crop.size and crop.min() < line.graylevel, (
-            f"no ink in the box of {row.word_id}[{row.char_index}]"
-        )
+        crop = images[row.line_id][row.y - line.y : row.y - line.y + row.h, row.x - line.x : row.x - line.x + row.w]
+        assert crop.size and crop.min() < line.graylevel, f"no ink in the box of {row.word_id}[{row.char_index}]"
     centres = gt.assign(cx=gt["x"] + gt["w"] / 2).groupby("word_id")["cx"]
     # reading order: centres move right, allowing small overlaps of joined cursive letters
     assert (centres.apply(lambda c: (np.diff(c.to_numpy()) > -8).all())).mean() > 0.97
@@ -109,9 +105,7 @@ def test_tokens_look_like_iam() -> None:
     assert "." in tokens and "," in tokens
     assert all(t == "." or not t.endswith(".") or t in ("Mr.", "Mrs.", "Dr.", "St.") for t in tokens)
     lines = fill_lines(fake, rng, 3, lambda t: 10.0 * len(t), 5.0, 300.0)
-    assert len(lines) == 3 and all(
-        sum(10 * len(t) + 5 for t in ln) - 5 <= 300 or len(ln) == 1 for ln in lines
-    )
+    assert len(lines) == 3 and all(sum(10 * len(t) + 5 for t in ln) - 5 <= 300 or len(ln) == 1 for ln in lines)
 
 
 def test_glyph_labels_give_tight_boxes_in_reading_order() -> None:

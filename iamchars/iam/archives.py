@@ -68,9 +68,7 @@ def extract_archive(archive: Path, target: Path) -> int:
             return _extract_zip(archive, target)
         return _extract_tar(archive, target)
     except (tarfile.ReadError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.CompressionError) as exc:
-        raise CorruptArchiveError(
-            f"{archive}: corrupt or truncated archive ({exc}); delete it and re-run"
-        ) from exc
+        raise CorruptArchiveError(f"{archive}: corrupt or truncated archive ({exc}); delete it and re-run") from exc
     except OSError as exc:
         _disk_full(exc, target)
         raise

@@ -133,9 +133,7 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
     if (ascii_dir / "forms.txt").is_file():
         forms = parse_forms(_read_lines(ascii_dir / "forms.txt"), "ascii/forms.txt", rejects)
         xml_writers = dict(zip(xml_forms["form_id"], xml_forms["writer_id"], strict=True))
-        forms["writer_id"] = [
-            xml_writers.get(f, w) for f, w in zip(forms["form_id"], forms["writer_id"], strict=True)
-        ]
+        forms["writer_id"] = [xml_writers.get(f, w) for f, w in zip(forms["form_id"], forms["writer_id"], strict=True)]
     else:
         forms = xml_forms
     lines = (
@@ -154,15 +152,11 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
     known_forms = set(forms["form_id"])
     for table, key in ((lines, "line_id"), (words, "word_id")):
         for item in table.loc[~table["form_id"].isin(known_forms), key]:
-            rejects.add(
-                "validate", "ascii/forms.txt", None, str(item), "form has no writer id (not in forms)"
-            )
+            rejects.add("validate", "ascii/forms.txt", None, str(item), "form has no writer id (not in forms)")
     lines = lines[lines["form_id"].isin(known_forms)].reset_index(drop=True)
     words = words[words["form_id"].isin(known_forms)].reset_index(drop=True)
     lines, words = validate(root, lines, words, rejects, parse.check_images)
-    form_split, stats = assign_form_splits(
-        forms, find_task_files(root), split.ratios, split.seed, split.unlisted
-    )
+    form_split, stats = assign_form_splits(forms, find_task_files(root), split.ratios, split.seed, split.unlisted)
     forms = forms.assign(split=forms["form_id"].map(form_split).astype("string"))
     writer = forms.set_index("form_id")["writer_id"]
 

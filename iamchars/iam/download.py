@@ -73,9 +73,7 @@ class Credentials:
         return f"Credentials(email={self.email!r}, password=***)"
 
 
-def resolve_credentials(
-    env: Mapping[str, str], base_url: str, netrc_path: Path | None = None
-) -> Credentials | None:
+def resolve_credentials(env: Mapping[str, str], base_url: str, netrc_path: Path | None = None) -> Credentials | None:
     """IAM_EMAIL/IAM_PASSWORD first, then the netrc entry for the base URL's host."""
     email, password = env.get("IAM_EMAIL"), env.get("IAM_PASSWORD")
     if email and password:
@@ -130,9 +128,7 @@ class IAMClient:
         except (urllib.error.URLError, OSError) as exc:
             raise DownloadError(f"cannot reach {self.base_url}: {_reason(exc)}") from None
         if final_path.rstrip("/") == LOGIN_PATH or 'type="password"' in page:
-            raise LoginError(
-                "IAM login refused: wrong email or password (the site showed its login form again)"
-            )
+            raise LoginError("IAM login refused: wrong email or password (the site showed its login form again)")
         if not any(True for _ in self.cookies):
             raise LoginError("IAM login gave no session cookie; is the account registered and confirmed?")
 
@@ -284,9 +280,7 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
 def _complete(out: Path, resource: Resource, state: dict[str, Any]) -> bool:
     entry = state.get(resource.name)
     archive = out / "archives" / resource.name
-    return bool(
-        entry and entry.get("extracted") and archive.is_file() and archive.stat().st_size == entry["size"]
-    )
+    return bool(entry and entry.get("extracted") and archive.is_file() and archive.stat().st_size == entry["size"])
 
 
 def _extract_and_record(out: Path, resource: Resource, state: dict[str, Any], report: DownloadReport) -> None:
@@ -341,9 +335,7 @@ def import_local(source: Path, out: Path, resources: tuple[Resource, ...] = IAM_
         candidates = [source]
     elif source.is_dir():
         candidates = [source / r.name for r in resources if (source / r.name).is_file()]
-        candidates += [
-            source / "archives" / r.name for r in resources if (source / "archives" / r.name).is_file()
-        ]
+        candidates += [source / "archives" / r.name for r in resources if (source / "archives" / r.name).is_file()]
     else:
         raise DownloadError(f"{source}: no such file or folder")
     if not candidates:

@@ -112,9 +112,7 @@ def parse_lines(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataF
         fields = line.split(" ", 8)
         item = fields[0]
         if len(fields) < 9:
-            rejects.add(
-                "parse", source, number, item, "expected 9 fields: id flag gray components x y w h text"
-            )
+            rejects.add("parse", source, number, item, "expected 9 fields: id flag gray components x y w h text")
             continue
         numbers = _ints(fields[2:8])
         if numbers is None:
@@ -152,9 +150,7 @@ def parse_words(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataF
         if len(fields) >= 10 and _ints(fields[2:8]) is not None:
             fields = fields[:3] + fields[4:]  # drop the component count
         if len(fields) < 9:
-            rejects.add(
-                "parse", source, number, item, "expected at least 9 fields: id flag gray x y w h tag text"
-            )
+            rejects.add("parse", source, number, item, "expected at least 9 fields: id flag gray x y w h tag text")
             continue
         numbers = _ints(fields[2:7])
         if numbers is None:

@@ -19,10 +19,17 @@ from tqdm import tqdm
 
 from iamchars.config import SplitConfig, SynthConfig
 from iamchars.fileio import atomic_open, write_png, write_table
-from iamchars.fonts import load_font
+from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
 from iamchars.iam.splits import hash_split
-from iamchars.synth.render import RenderedLine, char_boxes, render_line, warp_line, writer_style
+from iamchars.synth.render import (
+    RenderedLine,
+    WriterStyle,
+    char_boxes,
+    render_line,
+    warp_line,
+    writer_style,
+)
 from iamchars.synth.text import fill_lines, make_faker, pos_tag
 
 PAGE_WIDTH = 2479
@@ -59,13 +66,13 @@ def writer_font(cfg: SynthConfig, writer: int) -> str:
     if not fonts:
         raise ValueError("synth.fonts is empty")
     if ALIGNMENT_FONT in fonts:
-        raise ValueError(
-            f"{ALIGNMENT_FONT} aligns the segmentation and can never be a synthetic writer's font"
-        )
+        raise ValueError(f"{ALIGNMENT_FONT} aligns the segmentation and can never be a synthetic writer's font")
     return fonts[int(_rng(cfg.seed, "font", writer).integers(len(fonts)))]
 
 
-def _render_until_whole(tokens: list[str], style, font, rng) -> tuple[RenderedLine, np.ndarray]:  # type: ignore[no-untyped-def]
+def _render_until_whole(
+    tokens: list[str], style: WriterStyle, font: FontMetrics, rng: np.random.Generator
+) -> tuple[RenderedLine, np.ndarray]:
     """Render and warp; a character whose ink another glyph fully covered would have no true box, so such a
     line is drawn again (a handful of tries is always enough in practice)."""
     for _ in range(8):
@@ -129,9 +136,7 @@ def render_form(index: int, cfg: SynthConfig) -> tuple[FormResult, dict[str, np.
             word_boxes.append([int(x0), int(y0), int(x1 - x0), int(y1 - y0)])
             for c, ch in enumerate(token):
                 bx = b[c]
-                result.gt_rows.append(
-                    (f"{lid}-{t:02d}", c, ch, int(bx[0]), int(bx[1]), int(bx[2]), int(bx[3]))
-                )
+                result.gt_rows.append((f"{lid}-{t:02d}", c, ch, int(bx[0]), int(bx[1]), int(bx[2]), int(bx[3])))
         wb = np.array(word_boxes)
         lx, ly = wb[:, 0].min(), wb[:, 1].min()
         lw, lh = (wb[:, 0] + wb[:, 2]).max() - lx, (wb[:, 1] + wb[:, 3]).max() - ly
@@ -173,8 +178,8 @@ def _paper(ink_alpha: np.ndarray, ink: int, rng: np.random.Generator) -> np.ndar
     a = ink_alpha.astype(np.float32) / 255.0
     page = background - a * (background - ink)
     page += rng.standard_normal((h, w), dtype=np.float32) * np.float32(rng.uniform(2.0, 5.0))
-    page = cv2.GaussianBlur(page, (3, 3), float(rng.uniform(0.4, 0.9)))
-    return np.clip(page, 0, 255).astype(np.uint8)
+    blurred = cv2.GaussianBlur(page, (3, 3), float(rng.uniform(0.4, 0.9)))
+    return np.clip(blurred, 0, 255).astype(np.uint8)
 
 
 def _form_job(args: tuple[int, SynthConfig, str]) -> FormResult:

@@ -77,9 +77,7 @@ def _place(
     np.maximum(region, glyph, out=region)
 
 
-def _jitter_glyph(
-    alpha: np.ndarray, scale: float, angle: float, weight: float
-) -> tuple[np.ndarray, int, int]:
+def _jitter_glyph(alpha: np.ndarray, scale: float, angle: float, weight: float) -> tuple[np.ndarray, int, int]:
     """Scale and rotate a glyph bitmap about its centre; returns it with the shift of its top-left corner."""
     h, w = alpha.shape
     pad = int(np.ceil(max(h, w) * (abs(scale - 1) + abs(np.sin(np.radians(angle)))) / 2)) + 1
@@ -92,9 +90,7 @@ def _jitter_glyph(
     return out, -pad, -pad
 
 
-def render_line(
-    tokens: list[str], style: WriterStyle, font: FontMetrics, rng: np.random.Generator
-) -> RenderedLine:
+def render_line(tokens: list[str], style: WriterStyle, font: FontMetrics, rng: np.random.Generator) -> RenderedLine:
     text_len = sum(font.advance(ch) + style.letter_spacing + 2 for t in tokens for ch in t)
     margin = int(style.size * 0.8)
     width = int(text_len * 1.1 + style.word_gap * len(tokens) + 2 * margin)
@@ -116,8 +112,8 @@ def render_line(
             weight = 1.0 - style.pressure * rng.random()
             bitmap, dx, dy = _jitter_glyph(glyph.alpha, scale, angle, weight)
             drift = 0.7 * drift + rng.normal(0, style.jitter_baseline)
-            x = int(round(pen + glyph.left * scale)) + dx
-            y = int(round(baseline + drift + glyph.top * scale)) + dy
+            x = round(pen + glyph.left * scale) + dx
+            y = round(baseline + drift + glyph.top * scale) + dy
             x, y = max(0, x), max(0, y)
             bitmap = bitmap[: height - y, : width - x]
             owners.append((t_index, c_index))

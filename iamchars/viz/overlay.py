@@ -35,9 +35,7 @@ def draw_boxes(
         color = tuple(int(c) for c in (colors[i] if colors is not None else PALETTE[i % len(PALETTE)]))
         cv2.rectangle(image, (x, y), (x + max(w, 1) - 1, y + max(h, 1) - 1), color, thickness)
         if labels is not None:
-            cv2.putText(
-                image, labels[i], (x, max(10, y - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA
-            )
+            cv2.putText(image, labels[i], (x, max(10, y - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
     return image
 
 
@@ -56,9 +54,7 @@ def stack_rows(images: Sequence[np.ndarray], gap: int = 8, width: int | None = N
     return canvas
 
 
-def contact_sheet(
-    tiles: Sequence[np.ndarray], columns: int = 16, pad: int = 2, background: int = 128
-) -> np.ndarray:
+def contact_sheet(tiles: Sequence[np.ndarray], columns: int = 16, pad: int = 2, background: int = 128) -> np.ndarray:
     """Equal-sized greyscale tiles in a grid (uint8)."""
     if not tiles:
         return np.full((8, 8), background, np.uint8)
@@ -74,7 +70,10 @@ def contact_sheet(
 
 
 def caption(image: np.ndarray, text: str, height: int = 22) -> np.ndarray:
-    """A white title strip above a BGR image."""
-    strip = np.full((height, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text, (4, height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([strip, image])
+    """A white title strip above a BGR image (the image is padded when the text is wider)."""
+    (text_w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    width = max(image.shape[1], text_w + 8)
+    canvas = np.full((height + image.shape[0], width, 3), 255, np.uint8)
+    cv2.putText(canvas, text, (4, height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    canvas[height:, : image.shape[1]] = image
+    return canvas

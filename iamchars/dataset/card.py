@@ -1,0 +1,76 @@
+"""The dataset card (card.md): what is in the dataset, how it was made, and how to load it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from iamchars import __version__
+from iamchars.dataset.classes import ClassSet
+
+
+def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
+    cfg = summary["config"]
+    exp = cfg["export"]
+    lines = [
+        "# iamchars character dataset",
+        "",
+        f"Built by iamchars {__version__} from `{summary['root']}` with boxes from **{summary['source']}**.",
+        "",
+        "## Contents",
+        "",
+        f"- {summary['characters']:,} character images, {exp['size']} x {exp['size']} uint8, "
+        "**white ink (255) on a black background (0)**, aspect ratio kept, centred with a 2-pixel margin "
+        "(EMNIST conventions).",
+        f"- Class set `{classes.name}` ({len(classes.classes)} classes); IAM `err` words "
+        f"{'included' if exp['include_err'] else 'excluded'}; minimum segmentation score {exp['min_score']}.",
+        "- Splits are writer-disjoint (IAM's Large Writer Independent task files where present, else a "
+        "deterministic split by writer id).",
+        "",
+        "| split | characters | writers |",
+        "| --- | ---: | ---: |",
+    ]
+    for split, count in summary["splits"].items():
+        lines.append(f"| {split} | {count:,} | {summary['writers'][split]:,} |")
+    lines += [
+        "",
+        "## Files",
+        "",
+        "- `manifest.parquet` / `manifest.csv`: one row per character with its provenance (`char_id, word_id, "
+        "line_id, form_id, writer_id, split`), its class (`char, label`), its box in form-page pixels "
+        "(`x, y, w, h`), the segmentation confidence `score` (0..1) and the PNG path `image`.",
+        "- `images/{train,val,test}/<label>_<name>/<char_id>.png`: ImageFolder layout; folder names sort in "
+        "label order and never differ only by case.",
+        "- `arrays/{train,val,test}.npz`: `images` (N x S x S uint8), `labels` (int64), `char_ids`.",
+        "- `classes.json`: label -> character(s) and folder; `rejects.csv`: everything skipped, with reasons.",
+        "- `qa/`: `overlays.png` (boxes over lines, red = low confidence, green = high), `overview.png` (a "
+        "row per class), `classes/<folder>.png` (a sheet per class), `lowest_confidence.png`.",
+        "",
+        "Loading the packed arrays: `d = numpy.load('arrays/train.npz'); x, y = d['images'], d['labels']`.",
+        "",
+        "## Counts per class",
+        "",
+        "| label | char | train | val | test |",
+        "| ---: | :---: | ---: | ---: | ---: |",
+    ]
+    for label, members in enumerate(classes.classes):
+        c = summary["per_class"].get(label, {})
+        name = "/".join(members).replace("|", "\\|")
+        lines.append(f"| {label} | `{name}` | {c.get('train', 0):,} | {c.get('val', 0):,} | {c.get('test', 0):,} |")
+    excluded = summary["excluded_by_class_set"]
+    lines += [
+        "",
+        "## Not exported",
+        "",
+        f"- Outside the class set: {sum(excluded.values()):,} characters "
+        f"({', '.join(f'`{k}` {v:,}' for k, v in list(excluded.items())[:20]) or 'none'}).",
+        f"- Below the minimum score: {summary['below_min_score']:,}.",
+        f"- Rejected (see `rejects.csv`): {summary['rejects']:,}"
+        + ("".join(f"\n  - {v:,} x {k}" for k, v in list(summary["rejects_by_reason"].items())[:10])),
+        "",
+        "## Timings",
+        "",
+    ]
+    lines += [f"- {k}: {v:.2f}" for k, v in summary["timings"].items()]
+    lines += ["", "## Parameters", "", "```json", json.dumps(cfg, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)

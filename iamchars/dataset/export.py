@@ -1,0 +1,408 @@
+"""`iamchars build-dataset`: parse, segment, crop and export, form by form in parallel processes.
+
+Each finished form leaves a shard under `OUT/.work/forms/`; a killed run resumes with the forms that have
+none. Shards are merged in form order, so the manifest does not depend on scheduling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from iamchars import __version__
+from iamchars.config import PipelineConfig
+from iamchars.dataset import qa as qa_pictures
+from iamchars.dataset.card import render_card
+from iamchars.dataset.classes import ClassSet, class_set
+from iamchars.dataset.crops import crop_box, normalize_crop, paper_and_ink_levels
+from iamchars.fileio import atomic_path, write_json, write_png, write_table, write_text
+from iamchars.iam.corpus import load_corpus
+from iamchars.iam.rejects import REJECT_COLUMNS
+from iamchars.segment.runner import boxes_table, load_line_images, segment_form
+
+MANIFEST_COLUMNS = [
+    "char_id",
+    "word_id",
+    "line_id",
+    "form_id",
+    "writer_id",
+    "split",
+    "char",
+    "char_index",
+    "label",
+    "x",
+    "y",
+    "w",
+    "h",
+    "score",
+    "word_text",
+    "word_flag",
+    "source",
+    "image",
+]
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FormJob:
+    form_id: str
+    root: Path
+    out: Path
+    lines: pd.DataFrame
+    words: pd.DataFrame
+    gt: pd.DataFrame | None
+    cfg: PipelineConfig
+    classes: ClassSet
+    source: str
+
+
+def _gt_boxes(words: pd.DataFrame, gt: pd.DataFrame) -> pd.DataFrame:
+    rows = gt[gt["word_id"].isin(set(words["word_id"]))]
+    return boxes_table(
+        list(
+            rows.assign(score=1.0)[["word_id", "char_index", "char", "x", "y", "w", "h", "score"]].itertuples(
+                index=False, name=None
+            )
+        )
+    )
+
+
+def process_form(job: FormJob) -> dict[str, Any]:
+    """Segment (or take true boxes), crop, write the PNGs and the form's shard; returns its counts."""
+    exp = job.cfg.export
+    if job.gt is None:
+        seg = segment_form(job.root, job.lines, job.words, job.cfg.segment)
+        boxes, images, rejects = seg.boxes, seg.images, list(seg.rejects)
+    else:
+        images, rejects = load_line_images(job.root, job.lines, set(job.words["line_id"]))
+        boxes = _gt_boxes(job.words, job.gt)
+    word_info = {
+        wid: (lid, split, writer, text, flag)
+        for wid, lid, split, writer, text, flag in zip(
+            *(job.words[c].tolist() for c in ("word_id", "line_id", "split", "writer_id", "text", "flag")),
+            strict=True,
+        )
+    }
+    origins = dict(
+        zip(
+            job.lines["line_id"].tolist(),
+            zip(job.lines["x"].tolist(), job.lines["y"].tolist(), strict=True),
+            strict=True,
+        )
+    )
+    mapping = job.classes.mapping
+    excluded: Counter[str] = Counter()
+    below = 0
+    rows: list[list[Any]] = []
+    crops: list[np.ndarray] = []
+    levels = {lid: paper_and_ink_levels(img) for lid, img in images.items()}
+    made: set[str] = set()
+    for b in boxes.itertuples(index=False):
+        line_id, split, writer, text, flag = word_info[b.word_id]
+        label = mapping.get(b.char)
+        if label is None:
+            excluded[b.char] += 1
+            continue
+        if b.score < exp.min_score:
+            below += 1
+            continue
+        gray = images.get(line_id)
+        if gray is None:
+            continue  # the line image itself was rejected
+        lx, ly = origins[line_id]
+        char_id = f"{b.word_id}-{b.char_index:02d}"
+        crop = crop_box(gray, (b.x - lx, b.y - ly, b.w, b.h)) if b.w > 0 and b.h > 0 else None
+        if crop is None:
+            rejects.append(
+                {
+                    "stage": "crop",
+                    "file": line_id,
+                    "line": None,
+                    "item_id": char_id,
+                    "reason": "box outside its line image or empty",
+                }
+            )
+            continue
+        paper, ink = levels[line_id]
+        tile = normalize_crop(crop, paper, ink, exp.size)
+        if tile.max() == 0:
+            rejects.append(
+                {
+                    "stage": "crop",
+                    "file": line_id,
+                    "line": None,
+                    "item_id": char_id,
+                    "reason": "crop holds no ink",
+                }
+            )
+            continue
+        rel = ""
+        if exp.write_png:
+            folder = f"images/{split}/{job.classes.folder(label)}"
+            if folder not in made:
+                os.makedirs(os.path.join(job.out, folder), exist_ok=True)
+                made.add(folder)
+            rel = f"{folder}/{char_id}.png"
+            _write_tile(os.path.join(job.out, rel), tile)
+        rows.append(
+            [
+                char_id,
+                b.word_id,
+                line_id,
+                job.form_id,
+                writer,
+                split,
+                b.char,
+                int(b.char_index),
+                label,
+                int(b.x),
+                int(b.y),
+                int(b.w),
+                int(b.h),
+                float(b.score),
+                text,
+                flag,
+                job.source,
+                rel,
+            ]
+        )
+        crops.append(tile)
+    meta = {
+        "rows": rows,
+        "rejects": rejects,
+        "excluded": dict(excluded),
+        "below_min_score": below,
+        "characters_seen": len(boxes),
+    }
+    shard = _shard_path(job.out, job.form_id)
+    stack = np.stack(crops) if crops else np.zeros((0, exp.size, exp.size), np.uint8)
+    with atomic_path(shard) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, crops=stack, meta=np.array(json.dumps(meta)))
+    return {"form_id": job.form_id, "chars": len(rows)}
+
+
+def _write_tile(path: str, tile: np.ndarray) -> None:
+    """Per-character PNGs are written in place: the form's shard, written atomically after them, is what
+    marks the form done, so a form killed half-way is redone whole and its PNGs rewritten."""
+    ok, buf = cv2.imencode(".png", tile, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    with open(path, "wb") as handle:
+        handle.write(buf.tobytes())
+
+
+def _shard_path(out: Path, form_id: str) -> Path:
+    return out / ".work" / "forms" / f"{form_id}.npz"
+
+
+def _load_shard(path: Path) -> tuple[dict[str, Any], np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return json.loads(str(data["meta"])), data["crops"]
+
+
+def _read_gt(spec: str) -> tuple[pd.DataFrame | None, str]:
+    if spec == "estimated":
+        return None, "estimated"
+    if not spec.startswith("gt:"):
+        raise DatasetError(f"export.boxes must be 'estimated' or 'gt:PATH/chars_gt.csv', got {spec!r}")
+    path = Path(spec[3:])
+    if not path.is_file():
+        raise DatasetError(f"{path}: true-box file not found")
+    gt = pd.read_csv(path, keep_default_na=False, dtype={"char": str, "word_id": str})
+    missing = {"word_id", "char_index", "char", "x", "y", "w", "h"} - set(gt.columns)
+    if missing:
+        raise DatasetError(f"{path}: missing columns {sorted(missing)}")
+    return gt, "gt"
+
+
+def _prepare_work(out: Path, digest: str) -> None:
+    """Keep finished shards only if they were made with the same inputs and parameters."""
+    state_path = out / ".work" / "state.json"
+    try:
+        state = json.loads(state_path.read_text())
+    except (FileNotFoundError, ValueError):
+        state = {}
+    if state.get("digest") != digest:
+        shutil.rmtree(out / ".work", ignore_errors=True)
+        shutil.rmtree(out / "images", ignore_errors=True)
+        write_json(state_path, {"digest": digest, "version": __version__})
+
+
+def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+    """The whole stage; returns the summary that the card and the CLI report."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    classes = class_set(cfg.export.classes, cfg.export.punctuation)
+    gt, source_kind = _read_gt(cfg.export.boxes)
+    corpus = load_corpus(root, cfg.parse, cfg.split)
+    timings["parse_s"] = time.perf_counter() - t0
+    words = corpus.words[corpus.words["valid"] & corpus.words["split"].isin(SPLITS)]
+    if not cfg.export.include_err:
+        words = words[words["flag"] == "ok"]
+    lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
+    source = "gt" if source_kind == "gt" else f"estimated:{cfg.segment.method}"
+    digest = cfg.digest("parse", "split", "segment", "export") + f"|{Path(root).resolve()}|{source}"
+    if gt is not None:
+        digest += f"|{len(gt)}|{int(gt['x'].sum())}"
+    _prepare_work(out, digest)
+    form_ids = sorted(set(words["form_id"]))
+    todo = [f for f in form_ids if not _shard_path(out, f).is_file()]
+    lines_by_form = dict(tuple(lines.groupby("form_id")))
+    words_by_form = dict(tuple(words.groupby("form_id")))
+    gt_by_form = (
+        dict(tuple(gt.assign(form_id=gt["word_id"].str.rsplit("-", n=2).str[0]).groupby("form_id")))
+        if gt is not None
+        else {}
+    )
+    jobs = [
+        FormJob(
+            f,
+            Path(root),
+            out,
+            lines_by_form[f],
+            words_by_form[f],
+            gt_by_form.get(f, gt.iloc[:0]) if gt is not None else None,
+            cfg,
+            classes,
+            source,
+        )
+        for f in todo
+    ]
+    t1 = time.perf_counter()
+    expected = int(words[words["form_id"].isin(set(todo))]["text"].str.len().sum())
+    bar = tqdm(total=expected, unit="char", desc="build-dataset", disable=not progress, smoothing=0.1)
+    workers = min(cfg.export.workers or os.cpu_count() or 1, max(1, len(jobs)))
+    chars_per_form = words.assign(n=words["text"].str.len()).groupby("form_id")["n"].sum()
+    if workers == 1:
+        for job in jobs:
+            process_form(job)
+            bar.update(int(chars_per_form[job.form_id]))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for result in pool.map(process_form, jobs, chunksize=1):
+                bar.update(int(chars_per_form[result["form_id"]]))
+    bar.close()
+    timings["segment_crop_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    manifest, crops, summary = _merge(out, form_ids, classes, corpus.rejects, cfg)
+    timings["merge_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    _write_qa(out, Path(root), lines, manifest, crops, classes, cfg)
+    timings["qa_s"] = time.perf_counter() - t3
+    timings["forms_resumed"] = float(len(form_ids) - len(todo))
+    timings["total_s"] = time.perf_counter() - t0
+    summary.update(timings=timings, source=source, config=cfg.to_dict(), root=str(root))
+    write_text(out / "card.md", render_card(summary, classes))
+    return summary
+
+
+def _write_qa(
+    out: Path,
+    root: Path,
+    lines: pd.DataFrame,
+    manifest: pd.DataFrame,
+    crops: np.ndarray,
+    classes: ClassSet,
+    cfg: PipelineConfig,
+) -> None:
+    qa = out / "qa"
+    forms = sorted(set(manifest["form_id"]))
+    picked_forms = (
+        [forms[i] for i in np.linspace(0, len(forms) - 1, min(cfg.export.qa_lines, len(forms))).round().astype(int)]
+        if forms
+        else []
+    )
+    picked = lines[lines["form_id"].isin(picked_forms)].groupby("form_id", sort=True).head(1)
+    images, _ = load_line_images(root, picked, set(picked["line_id"]))
+    write_png(qa / "overlays.png", qa_pictures.overlays(images, picked, manifest))
+    write_png(qa / "overview.png", qa_pictures.overview(manifest, crops, classes))
+    write_png(qa / "lowest_confidence.png", qa_pictures.lowest_confidence(manifest, crops))
+    for folder, sheet in qa_pictures.class_sheets(manifest, crops, classes, cfg.export.qa_per_class).items():
+        write_png(qa / "classes" / f"{folder}.png", sheet)
+
+
+def _merge(
+    out: Path, form_ids: list[str], classes: ClassSet, parse_rejects: pd.DataFrame, cfg: PipelineConfig
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    rows: list[list[Any]] = []
+    crops: list[np.ndarray] = []
+    rejects: list[dict[str, Any]] = []
+    excluded: Counter[str] = Counter()
+    below = seen = 0
+    for form in form_ids:
+        meta, stack = _load_shard(_shard_path(out, form))
+        rows.extend(meta["rows"])
+        crops.append(stack)
+        rejects.extend(meta["rejects"])
+        excluded.update(meta["excluded"])
+        below += meta["below_min_score"]
+        seen += meta["characters_seen"]
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    manifest = manifest.astype(
+        {
+            "char_index": "int32",
+            "label": "int32",
+            "x": "int32",
+            "y": "int32",
+            "w": "int32",
+            "h": "int32",
+            "score": "float64",
+        }
+    )
+    images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
+    write_table(manifest, out / "manifest.parquet")
+    write_table(manifest, out / "manifest.csv")
+    for split in SPLITS:
+        mask = (manifest["split"] == split).to_numpy()
+        with atomic_path(out / "arrays" / f"{split}.npz") as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                images=images[mask],
+                labels=manifest["label"].to_numpy(np.int64)[mask],
+                char_ids=manifest["char_id"].to_numpy(str)[mask],
+            )
+    write_json(
+        out / "classes.json",
+        {
+            **classes.to_json(),
+            "image_size": cfg.export.size,
+            "polarity": "white ink (255) on black background (0)",
+        },
+    )
+    all_rejects = pd.concat([parse_rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
+    write_table(all_rejects, out / "rejects.csv")
+    counts = (
+        manifest.groupby(["label", "split"]).size().unstack(fill_value=0).reindex(columns=list(SPLITS), fill_value=0)
+    )
+    return (
+        manifest,
+        images,
+        {
+            "characters": len(manifest),
+            "characters_seen": seen,
+            "excluded_by_class_set": dict(sorted(excluded.items(), key=lambda kv: -kv[1])),
+            "below_min_score": below,
+            "rejects": len(all_rejects),
+            "rejects_by_reason": {str(k): int(v) for k, v in all_rejects["reason"].value_counts().items()},
+            "splits": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
+            "writers": {s: int(manifest.loc[manifest["split"] == s, "writer_id"].nunique()) for s in SPLITS},
+            "per_class": {int(label): {s: int(v) for s, v in row.items()} for label, row in counts.iterrows()},
+            "mean_score": float(manifest["score"].mean()) if len(manifest) else 0.0,
+        },
+    )

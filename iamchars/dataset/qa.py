@@ -1,0 +1,100 @@
+"""QA pictures of a built dataset: boxes over lines (coloured by confidence), a contact sheet per class,
+and the lowest-confidence samples. Pure: tables and arrays in, images out."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from iamchars.dataset.classes import ClassSet
+from iamchars.viz.overlay import caption, contact_sheet, draw_boxes, stack_rows
+
+
+def score_colors(scores: np.ndarray) -> np.ndarray:
+    """BGR from red (score 0) through yellow to green (score 1)."""
+    s = np.clip(scores, 0, 1)
+    red = np.where(s < 0.5, 255, (1 - s) * 2 * 255)
+    green = np.where(s < 0.5, s * 2 * 255, 200)
+    return np.stack([np.zeros_like(s), green, red], axis=1).astype(np.uint8)
+
+
+def line_overlay(gray: np.ndarray, origin: tuple[int, int], chars: pd.DataFrame, title: str) -> np.ndarray:
+    boxes = chars[["x", "y", "w", "h"]].to_numpy() - [origin[0], origin[1], 0, 0]
+    image = draw_boxes(gray, boxes, colors=score_colors(chars["score"].to_numpy()))
+    return caption(image, title)
+
+
+def overlays(
+    images: dict[str, np.ndarray], lines: pd.DataFrame, manifest: pd.DataFrame, width: int = 1800
+) -> np.ndarray:
+    panels = []
+    for row in lines.itertuples(index=False):
+        gray = images.get(str(row.line_id))
+        if gray is None:
+            continue
+        chars = manifest[manifest["line_id"] == row.line_id]
+        mean = chars["score"].mean() if len(chars) else float("nan")
+        panel = line_overlay(
+            gray,
+            (int(row.x), int(row.y)),
+            chars,
+            f"{row.line_id} ({row.split}, mean score {mean:.2f}): {row.text}",
+        )
+        if panel.shape[1] > width:
+            factor = width / panel.shape[1]
+            panel = cv2.resize(panel, (width, max(1, int(panel.shape[0] * factor))), interpolation=cv2.INTER_AREA)
+        panels.append(panel)
+    return stack_rows(panels)
+
+
+def class_sheets(manifest: pd.DataFrame, crops: np.ndarray, classes: ClassSet, per_class: int) -> dict[str, np.ndarray]:
+    """One contact sheet per class: samples spread evenly over the class (not just its first writer)."""
+    sheets = {}
+    for label in range(len(classes.classes)):
+        idx = np.flatnonzero(manifest["label"].to_numpy() == label)
+        if len(idx) == 0:
+            continue
+        pick = idx[np.linspace(0, len(idx) - 1, min(per_class, len(idx))).round().astype(int)]
+        sheets[classes.folder(label)] = contact_sheet([crops[i] for i in pick], columns=16)
+    return sheets
+
+
+def overview(manifest: pd.DataFrame, crops: np.ndarray, classes: ClassSet, per_row: int = 20) -> np.ndarray:
+    """A row of samples per class, headed by the class's character, in label order."""
+    rows = []
+    size = crops.shape[1] if len(crops) else 32
+    for label in range(len(classes.classes)):
+        idx = np.flatnonzero(manifest["label"].to_numpy() == label)
+        tiles = (
+            [crops[i] for i in idx[np.linspace(0, len(idx) - 1, min(per_row, len(idx))).round().astype(int)]]
+            if len(idx)
+            else []
+        )
+        head = np.zeros((size, size), np.uint8)
+        cv2.putText(
+            head,
+            classes.classes[label][0],
+            (size // 4, 3 * size // 4),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            size / 40,
+            255,
+            1,
+            cv2.LINE_AA,
+        )
+        tiles = [head, *tiles] + [np.full((size, size), 40, np.uint8)] * (per_row - len(tiles))
+        rows.append(contact_sheet(tiles, columns=per_row + 1))
+    return np.vstack(rows) if rows else np.zeros((8, 8), np.uint8)
+
+
+def lowest_confidence(manifest: pd.DataFrame, crops: np.ndarray, n: int = 96) -> np.ndarray:
+    """The n lowest-scoring samples, each enlarged 2x with its character and score beneath."""
+    order = np.argsort(manifest["score"].to_numpy(), kind="stable")[:n]
+    tiles = []
+    for i in order:
+        tile = cv2.resize(crops[i], None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+        label = np.zeros((14, tile.shape[1]), np.uint8)
+        text = f"{manifest['char'].iat[i]} {manifest['score'].iat[i]:.2f}"
+        cv2.putText(label, text, (1, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, 255, 1, cv2.LINE_AA)
+        tiles.append(np.vstack([tile, label]))
+    return contact_sheet(tiles, columns=12)

@@ -1,0 +1,88 @@
+"""Segmenting the words of one form: the file-reading edge around `segment_line`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iamchars.config import SegmentConfig
+from iamchars.fileio import read_gray
+from iamchars.fonts import load_font
+from iamchars.iam.corpus import image_path
+from iamchars.segment.pipeline import WordBox, segment_line
+
+BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score"]
+
+
+@dataclass
+class FormSegmentation:
+    boxes: pd.DataFrame
+    rejects: list[dict[str, object]] = field(default_factory=list)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    """Line images by line id, kept for cropping so that each image is decoded once."""
+
+
+def load_line_images(root: Path, lines: pd.DataFrame, wanted: set[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Decode the wanted line images; a missing, undecodable or wrongly sized one becomes a reject."""
+    images: dict[str, np.ndarray] = {}
+    rejects: list[dict[str, object]] = []
+    columns = [lines[c].tolist() for c in ("line_id", "w", "h")]
+    for line_id, lw, lh in zip(*columns, strict=True):
+        if line_id not in wanted:
+            continue
+        path = image_path(root, "lines", line_id)
+        try:
+            gray = read_gray(path)
+            if gray.shape != (lh, lw):
+                raise ValueError(f"{path}: line image is {gray.shape[1]}x{gray.shape[0]}, box says {lw}x{lh}")
+        except ValueError as exc:
+            rejects.append(
+                {
+                    "stage": "images",
+                    "file": str(path),
+                    "line": None,
+                    "item_id": line_id,
+                    "reason": str(exc).split(": ", 1)[-1],
+                }
+            )
+            continue
+        images[line_id] = gray
+    return images, rejects
+
+
+def words_by_line(words: pd.DataFrame) -> dict[str, list[WordBox]]:
+    by_line: dict[str, list[WordBox]] = {}
+    columns = [words[c].tolist() for c in ("line_id", "word_id", "text", "x", "y", "w", "h")]
+    for lid, wid, text, x, y, w, h in zip(*columns, strict=True):
+        by_line.setdefault(lid, []).append(WordBox(wid, text, int(x), int(y), int(w), int(h)))
+    return by_line
+
+
+def segment_form(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig) -> FormSegmentation:
+    """Boxes for every word of the given lines; a line whose image cannot be read is rejected, not fatal."""
+    font = load_font(cfg.font, cfg.font_size)
+    by_line = words_by_line(words)
+    images, rejects = load_line_images(root, lines, set(by_line))
+    rows: list[tuple] = []
+    line_columns = [lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")]
+    for line_id, lx, ly, graylevel in zip(*line_columns, strict=True):
+        gray = images.get(line_id)
+        if gray is None:
+            continue
+        boxes = by_line[line_id]
+        results = segment_line(gray, (int(lx), int(ly)), int(graylevel), boxes, cfg, font)
+        for word, out in zip(boxes, results, strict=True):
+            values = out.tolist()
+            rows.extend((word.word_id, i, ch, *values[i]) for i, ch in enumerate(word.text))
+    return FormSegmentation(boxes_table(rows), rejects, images)
+
+
+def boxes_table(rows: list[tuple]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=BOX_COLUMNS)
+    for col in ("x", "y", "w", "h"):
+        table[col] = np.rint(table[col].astype(np.float64)).astype(np.int32)
+    table["score"] = table["score"].astype(np.float64).clip(0, 1).round(4)
+    return table

@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from iamchars.cli import app
+from iamchars.config import load_config
+from iamchars.dataset import export
+from iamchars.dataset.classes import class_set
+from iamchars.dataset.crops import normalize_crop
+from iamchars.dataset.export import MANIFEST_COLUMNS, build_dataset
+
+runner = CliRunner()
+CONTRACT = [
+    "char_id",
+    "word_id",
+    "line_id",
+    "form_id",
+    "writer_id",
+    "split",
+    "char",
+    "char_index",
+    "label",
+    "x",
+    "y",
+    "w",
+    "h",
+    "score",
+]
+
+
+def _build(root: Path, out: Path, *overrides: str) -> dict:
+    cfg = load_config(None, ["export.workers=1", *overrides])
+    return build_dataset(root, out, cfg, progress=False)
+
+
+@pytest.fixture(scope="module")
+def built(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    result = runner.invoke(
+        app,
+        [
+            "build-dataset",
+            "--iam-root",
+            str(synth_corpus),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--workers",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_class_sets_match_emnist_sizes_and_fold_case_safely() -> None:
+    sizes = {name: len(class_set(name).classes) for name in ("byclass", "bymerge", "letters", "digits")}
+    assert sizes == {"byclass": 62, "bymerge": 47, "letters": 26, "digits": 10}
+    assert len(class_set("byclass", punctuation=True).classes) == 62 + 16
+    for name in ("byclass", "bymerge", "letters", "digits"):
+        cs = class_set(name, punctuation=True)
+        folders = [cs.folder(i) for i in range(len(cs.classes))]
+        assert len({f.lower() for f in folders}) == len(folders)
+        assert sorted(folders) == folders  # ImageFolder's sorted order is the label order
+    merge = class_set("bymerge").mapping
+    assert merge["c"] == merge["C"] and merge["a"] != merge["A"]
+    letters = class_set("letters").mapping
+    assert letters["q"] == letters["Q"] == 16 and "1" not in letters
+    with pytest.raises(ValueError, match="unknown class set"):
+        class_set("balanced-ish")
+
+
+def test_crops_are_white_on_black_centred_and_aspect_preserving() -> None:
+    crop = np.full((40, 10), 250, np.uint8)
+    crop[5:35, 3:7] = 20  # a dark vertical bar
+    tile = normalize_crop(crop, paper=250, ink=20, size=32)
+    assert tile.shape == (32, 32) and tile.dtype == np.uint8
+    assert tile.max() == 255 and tile[0, 0] == 0
+    ys, xs = np.nonzero(tile > 128)
+    assert abs((xs.min() + xs.max()) / 2 - 15.5) <= 1.5 and abs((ys.min() + ys.max()) / 2 - 15.5) <= 1.5
+    assert (ys.max() - ys.min()) > 2.5 * (xs.max() - xs.min())
+
+
+def test_manifest_contract_and_outputs(built: Path, synth_corpus: Path) -> None:
+    manifest = pd.read_parquet(built / "manifest.parquet")
+    assert list(manifest.columns) == MANIFEST_COLUMNS and set(CONTRACT) <= set(manifest.columns)
+    csv = pd.read_csv(built / "manifest.csv", keep_default_na=False, dtype={"char": str, "writer_id": str})
+    assert len(csv) == len(manifest) and csv["char_id"].tolist() == manifest["char_id"].tolist()
+    assert manifest["char_id"].is_unique
+    assert manifest["score"].between(0, 1).all()
+    assert set(manifest["char"]) <= set(class_set("byclass").mapping)
+    assert (manifest["word_flag"] == "ok").all()  # err words are excluded by default
+    assert manifest.groupby("writer_id")["split"].nunique().max() == 1
+    classes = json.loads((built / "classes.json").read_text())
+    assert classes["num_classes"] == 62 and "white ink" in classes["polarity"]
+    by_char = {c["char"]: c["label"] for c in classes["classes"]}
+    assert (manifest["label"] == manifest["char"].map(by_char)).all()
+    total = 0
+    for split in ("train", "val", "test"):
+        with np.load(built / "arrays" / f"{split}.npz") as data:
+            images, labels, ids = data["images"], data["labels"], data["char_ids"]
+        part = manifest[manifest["split"] == split]
+        assert images.dtype == np.uint8 and images.shape[1:] == (32, 32) and len(images) == len(part)
+        assert labels.tolist() == part["label"].tolist() and ids.tolist() == part["char_id"].tolist()
+        total += len(images)
+    assert total == len(manifest)
+    card = (built / "card.md").read_text()
+    assert "white ink" in card and "| train |" in card
+    for picture in ("overlays.png", "overview.png", "lowest_confidence.png"):
+        image = cv2.imread(str(built / "qa" / picture))
+        assert image is not None and image.shape[0] > 30
+    assert len(list((built / "qa" / "classes").glob("*.png"))) == manifest["label"].nunique()
+
+
+def test_image_folder_layout_loads_like_torchvision(built: Path) -> None:
+    """torchvision.datasets.ImageFolder: classes are the sorted folder names, indices in that order."""
+    manifest = pd.read_parquet(built / "manifest.parquet").set_index("char_id")
+    split_root = built / "images" / "train"
+    folders = sorted(p.name for p in split_root.iterdir() if p.is_dir())
+    class_to_idx = {name: int(name.split("_")[0]) for name in folders}
+    assert list(class_to_idx.values()) == sorted(class_to_idx.values())
+    count = 0
+    for folder in folders:
+        for png in sorted((split_root / folder).glob("*.png")):
+            image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+            assert image.shape == (32, 32) and image.dtype == np.uint8
+            row = manifest.loc[png.stem]
+            assert row["label"] == class_to_idx[folder] and row["image"] == str(png.relative_to(built))
+            count += 1
+    assert count == int((manifest["split"] == "train").sum())
+
+
+def test_same_input_gives_a_byte_identical_manifest(built: Path, synth_corpus: Path, tmp_path: Path) -> None:
+    _build(synth_corpus, tmp_path / "again")
+    for name in ("manifest.parquet", "manifest.csv", "classes.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (built / name).read_bytes(), name
+    for split in ("train", "test"):
+        assert (tmp_path / "again" / "arrays" / f"{split}.npz").read_bytes() == (
+            built / "arrays" / f"{split}.npz"
+        ).read_bytes()
+
+
+def test_a_killed_run_resumes_where_it_stopped(
+    built: Path, synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "resumed"
+    real = export.process_form
+    done: list[str] = []
+
+    def dies_on_the_fourth_form(job: export.FormJob) -> dict:
+        if len(done) == 3:
+            raise KeyboardInterrupt("killed")
+        done.append(job.form_id)
+        return real(job)
+
+    monkeypatch.setattr(export, "process_form", dies_on_the_fourth_form)
+    with pytest.raises(KeyboardInterrupt):
+        _build(synth_corpus, out)
+    assert len(list((out / ".work" / "forms").glob("*.npz"))) == 3
+    monkeypatch.setattr(export, "process_form", real)
+    summary = _build(synth_corpus, out)
+    assert summary["timings"]["forms_resumed"] == 3
+    assert (out / "manifest.parquet").read_bytes() == (built / "manifest.parquet").read_bytes()
+    # a changed parameter invalidates the finished forms instead of mixing two configurations
+    summary = _build(synth_corpus, out, "export.size=28")
+    assert summary["timings"]["forms_resumed"] == 0
+    with np.load(out / "arrays" / "train.npz") as data:
+        assert data["images"].shape[1:] == (28, 28)
+
+
+def test_corrupted_images_are_listed_in_rejects_and_the_run_goes_on(synth_corpus: Path, tmp_path: Path) -> None:
+    root = tmp_path / "iam"
+    shutil.copytree(synth_corpus, root)
+    pngs = sorted((root / "lines").rglob("*.png"))
+    pngs[0].write_bytes(pngs[0].read_bytes()[:60])  # truncated
+    pngs[5].write_bytes(b"this is not a png at all")  # undecodable
+    pngs[9].unlink()  # missing
+    summary = _build(root, tmp_path / "ds")
+    rejects = pd.read_csv(tmp_path / "ds" / "rejects.csv", keep_default_na=False)
+    for png in (pngs[0], pngs[5], pngs[9]):
+        assert png.stem in set(rejects["item_id"]), png.stem
+    manifest = pd.read_parquet(tmp_path / "ds" / "manifest.parquet")
+    assert not manifest["line_id"].isin({pngs[0].stem, pngs[5].stem, pngs[9].stem}).any()
+    assert summary["characters"] > 0 and summary["rejects"] >= 3
+
+
+def test_gt_boxes_err_words_punctuation_and_min_score(synth_corpus: Path, tmp_path: Path) -> None:
+    gt_path = synth_corpus / "chars_gt.csv"
+    summary = _build(
+        synth_corpus,
+        tmp_path / "gt",
+        f"export.boxes='gt:{gt_path}'",
+        "export.include_err=true",
+        "export.punctuation=true",
+    )
+    manifest = pd.read_parquet(tmp_path / "gt" / "manifest.parquet")
+    gt = pd.read_csv(gt_path, keep_default_na=False, dtype={"char": str})
+    merged = manifest.merge(gt, on=["word_id", "char_index"], suffixes=("", "_gt"))
+    assert len(merged) == len(manifest) == len(gt)  # every true character, punctuation and err words too
+    assert (merged[["x", "y", "w", "h"]].to_numpy() == merged[["x_gt", "y_gt", "w_gt", "h_gt"]].to_numpy()).all()
+    assert (manifest["source"] == "gt").all() and (manifest["word_flag"] == "err").any()
+    assert summary["excluded_by_class_set"] == {}
+    strict = _build(synth_corpus, tmp_path / "strict", "export.min_score=0.8")
+    assert strict["below_min_score"] > 0
+    assert pd.read_parquet(tmp_path / "strict" / "manifest.parquet")["score"].min() >= 0.8
+    assert "." in _build(synth_corpus, tmp_path / "nopunct")["excluded_by_class_set"]
+
+
+def test_bad_box_source_is_a_clear_error(synth_corpus: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "build-dataset",
+            "--iam-root",
+            str(synth_corpus),
+            "--out",
+            str(tmp_path / "x"),
+            "--boxes",
+            "gt:/nonexistent/chars_gt.csv",
+        ],
+    )
+    assert result.exit_code == 1 and "true-box file not found" in result.output

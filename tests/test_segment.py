@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from iamchars.cli import app
+from iamchars.config import SegmentConfig
+from iamchars.fonts import load_font
+from iamchars.iam.corpus import load_corpus
+from iamchars.segment.evaluate import box_iou, evaluate, span_iou
+from iamchars.segment.horizontal import ink_cuts, seed_spans
+from iamchars.segment.pipeline import WordBox, segment_line
+from iamchars.segment.refine import WordInk, refine_word, snap_cuts
+from iamchars.segment.runner import segment_form
+from iamchars.segment.slant import estimate_slant
+from iamchars.segment.vertical import line_ink_stats, vertical_band
+
+runner = CliRunner()
+
+
+def test_line_statistics_of_known_ink_rows() -> None:
+    gray = np.full((20, 50), 255, np.uint8)
+    gray[5, :] = 0  # equal darkness on rows 5 and 11: mean 8, std 3
+    gray[11, :] = 0
+    mean, std = line_ink_stats(gray, threshold=128)
+    assert mean == pytest.approx(8.0) and std == pytest.approx(3.0)
+    assert vertical_band(mean, std, 1.5, 20) == (3, 13)
+    gray[11, :25] = 255  # row 11 now has half the ink: weights 2:1 -> mean 7, std sqrt(8)
+    mean, std = line_ink_stats(gray, threshold=128)
+    assert mean == pytest.approx(7.0) and std == pytest.approx(np.sqrt(8.0))
+
+
+def test_ink_weights_follow_darkness() -> None:
+    gray = np.full((10, 10), 255, np.uint8)
+    gray[2, :] = 0
+    gray[8, :] = 155  # paler ink weighs (255-155)/(255-0) as much
+    mean, _ = line_ink_stats(gray, threshold=200)
+    assert mean == pytest.approx((2 * 255 + 8 * 100) / 355)
+
+
+def _render(text: str, size: int = 64, shear: float = 0.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """The word drawn glyph by glyph from the alignment font itself; returns (ink mask, expected inner cuts in
+    pixels, baseline row)."""
+    font = load_font("dancing-script", size)
+    starts, ends = font.spans(text)
+    height, base, pad = size * 2, int(size * 1.3), 20
+    canvas = np.zeros((height, int(ends[-1]) + 2 * pad + size), np.uint8)
+    for s, ch in zip(starts, text, strict=True):
+        g = font.glyph(ch)
+        x, y = round(pad + s + g.left), base + g.top
+        region = canvas[y : y + g.alpha.shape[0], x : x + g.alpha.shape[1]]
+        np.maximum(region, g.alpha, out=region)
+    if shear:
+        import cv2
+
+        m = np.float32([[1, -np.tan(shear), np.tan(shear) * base + size], [0, 1, 0]])
+        canvas = cv2.warpAffine(canvas, m, (canvas.shape[1] + 2 * size, height))
+    cuts = pad + (ends[:-1] + starts[1:]) / 2
+    return canvas > 0, cuts, base
+
+
+def test_a_word_in_the_alignment_font_aligns_to_within_a_pixel() -> None:
+    font = load_font("dancing-script", 64)
+    for text in ("minimum", "Gaitskell", "handwriting"):
+        mask, expected, _ = _render(text)
+        ys, xs = np.nonzero(mask)
+        ink = WordInk.from_pixels(ys, xs, 0.0, float(ys.mean()))
+        rel = ink_cuts(text, font)
+        first = xs.min()
+        mapped = first + rel[1:-1] * (xs.max() + 1 - first)
+        assert np.abs(mapped - expected).max() <= 1.0, text
+        boxes, scores, _ = refine_word(
+            ink, rel, np.full(len(text), 1 / len(text)), (0, 1e9), (0, 1), 0.35, snap=False, min_ink=1
+        )
+        # each character's pixels start right at its cut (cursive ink is continuous across cuts)
+        assert np.abs(boxes[1:, 0] - np.ceil(mapped)).max() <= 1.0, text
+        assert (scores > 0).all() and (scores <= 1).all()
+
+
+def test_a_slanted_word_is_deslanted() -> None:
+    for degrees in (-15.0, 0.0, 20.0, 30.0):
+        mask, _, _ = _render("lifted", shear=np.radians(degrees))
+        ys, xs = np.nonzero(mask)
+        upright, _, _ = _render("lifted")
+        uy, ux = np.nonzero(upright)
+        font_own = estimate_slant(uy.astype(float), ux.astype(float), 40, 17)
+        found = estimate_slant(ys.astype(float), xs.astype(float), 40, 17)
+        added = np.degrees(np.arctan(np.tan(found) - np.tan(font_own)))  # shears add as tangents
+        assert added == pytest.approx(degrees, abs=2.5)
+
+
+def test_snapping_moves_a_cut_to_the_nearby_gap_and_keeps_order() -> None:
+    profile = np.array([5, 5, 5, 5, 1, 5, 5, 5, 5, 5, 5, 0.5, 5, 5, 5], float)
+    cuts = np.array([0, 6, 9, 14], float)
+    snapped = snap_cuts(cuts, profile, window=3)
+    assert snapped.tolist() == [0, 4, 11, 14]
+    assert snap_cuts(np.array([0, 5, 5.2, 14]), profile, window=1).tolist()[1:3] in ([4, 6], [5, 6], [4, 5])
+
+
+def test_seed_spans_stretch_the_font_cells_over_the_box() -> None:
+    font = load_font("dancing-script", 64)
+    spans = seed_spans("abc", font, 100, 60)
+    assert spans[0, 0] == pytest.approx(100) and spans[-1, 1] == pytest.approx(160)
+    assert (np.diff(spans[:, 0]) > 0).all()
+
+
+def test_iou_helpers() -> None:
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], float)
+    b = np.array([[5, 0, 10, 10], [20, 20, 5, 5]], float)
+    assert box_iou(a, b).tolist() == pytest.approx([50 / 150, 0.0])
+    assert span_iou(np.array([0.0]), np.array([10.0]), np.array([5.0]), np.array([15.0]))[0] == pytest.approx(1 / 3)
+    gt = pd.DataFrame(
+        {
+            "word_id": ["w", "w"],
+            "char_index": [0, 1],
+            "char": ["a", "b"],
+            "x": [0, 10],
+            "y": [0, 0],
+            "w": [10, 10],
+            "h": [10, 10],
+        }
+    )
+    est = gt.iloc[:1].assign(score=0.9)
+    result = evaluate(gt, est)["all_true_characters"]
+    assert result["missing"] == 1 and result["mean_iou"] == pytest.approx(0.5)
+
+
+def test_segment_line_returns_page_coordinates_and_handles_empty_words() -> None:
+    mask, _, _ = _render("minimum")
+    gray = np.where(mask, 30, 240).astype(np.uint8)
+    ys, xs = np.nonzero(mask)
+    words = [
+        WordBox(
+            "w-00",
+            "minimum",
+            1000 + xs.min(),
+            500 + ys.min(),
+            xs.max() - xs.min() + 1,
+            ys.max() - ys.min() + 1,
+        ),
+        WordBox("w-01", "x", 1000, 500, 5, 5),
+    ]
+    for method in ("seed", "refined"):
+        out = segment_line(gray, (1000, 500), 0, words, SegmentConfig(method=method), load_font("dancing-script", 64))
+        assert out[0].shape == (7, 5) and out[1].shape == (1, 5)
+        assert (out[0][:, 0] >= 1000 + xs.min() - 1).all() and (out[0][:, 1] >= 500).all()
+        assert out[1][0, 4] == 0.0 or method == "seed"
+
+
+def test_refined_beats_the_reference_on_held_out_writers(synth_corpus: Path) -> None:
+    corpus = load_corpus(synth_corpus)
+    gt = pd.read_csv(synth_corpus / "chars_gt.csv", keep_default_na=False, dtype={"char": str})
+    words = corpus.words[corpus.words["flag"] == "ok"]
+    gt = gt[gt["word_id"].isin(set(words["word_id"]))]
+    scores = {}
+    for method in ("seed", "refined"):
+        boxes = pd.concat(
+            [
+                segment_form(synth_corpus, lines, words[words["form_id"] == f], SegmentConfig(method=method)).boxes
+                for f, lines in corpus.lines.groupby("form_id")
+            ]
+        )
+        scores[method] = evaluate(gt, boxes)["all_true_characters"]
+    assert scores["refined"]["missing"] == 0
+    assert scores["refined"]["mean_iou"] > 0.65 and scores["refined"]["share_iou_ge_0.5"] > 0.75
+    assert scores["refined"]["mean_iou"] > scores["seed"]["mean_iou"] + 0.1
+
+
+def test_a_corrupt_line_image_is_rejected_not_fatal(synth_corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "iam"
+    shutil.copytree(synth_corpus, root)
+    corpus = load_corpus(root)
+    first = corpus.lines.iloc[0]
+    path = root / "lines" / first.line_id[:3] / first.line_id[:7] / f"{first.line_id}.png"
+    path.write_bytes(path.read_bytes()[:100])
+    form = corpus.lines[corpus.lines["form_id"] == first.form_id]
+    seg = segment_form(root, form, corpus.words[corpus.words["form_id"] == first.form_id], SegmentConfig())
+    assert {r["item_id"] for r in seg.rejects} == {first.line_id}
+    assert "truncated" in seg.rejects[0]["reason"]
+    assert not seg.boxes["word_id"].str.startswith(first.line_id + "-").any()
+    assert len(seg.boxes) > 0
+
+
+def test_evaluate_segmentation_cli(synth_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    result = runner.invoke(
+        app,
+        [
+            "build-dataset",
+            "--iam-root",
+            str(synth_corpus),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--workers",
+            "1",
+            "--punctuation",
+            "--include-err",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app,
+        [
+            "evaluate-segmentation",
+            "--gt",
+            str(synth_corpus / "chars_gt.csv"),
+            "--manifest",
+            str(out / "manifest.parquet"),
+            "--iam-root",
+            str(synth_corpus),
+            "--worst",
+            "4",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "mean IoU" in result.output
+    assert (out / "segeval" / "worst_cases.png").stat().st_size > 1000
+    table = pd.read_csv(out / "segeval" / "per_character.csv", keep_default_na=False)
+    assert {"char", "count", "mean_iou", "share_ge_05", "mean_iou_x"} <= set(table.columns)
