@@ -92,7 +92,9 @@ class SegmentConfig:
     guide_k: float = 4.0
     """Refined boxes never reach beyond mean +- guide_k * std of the line ink (stray strokes of other lines)."""
     snap: bool = True
-    """Move each cut to a nearby minimum of the column ink profile."""
+    """Anchor cuts in gaps of the ink, then move each cut to a nearby minimum of the column ink profile."""
+    gap_reach: float = 0.75
+    """How far (in mean character widths) a gap in the ink may pull a predicted cut."""
     deslant: bool = True
 
 

@@ -88,7 +88,15 @@ def segment_line(
         layout = word_layout(word.text, font)
         ink = WordInk.from_pixels(wy + box[1], wx + box[0], slant, geo.mean)
         boxes, scores, char_width = refine_word(
-            ink, layout.cuts, layout.ink_share, guide, geo.band, cfg.snap_window, cfg.snap, cfg.min_ink_pixels
+            ink,
+            layout.cuts,
+            layout.ink_share,
+            guide,
+            geo.band,
+            cfg.snap_window,
+            cfg.snap,
+            cfg.min_ink_pixels,
+            cfg.gap_reach,
         )
         if char_width == 0.0:  # no ink inside the box: the reference method is all there is to go on
             results.append(_seed_word(word.text, box, mask, geo, font, origin))

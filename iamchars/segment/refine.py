@@ -4,6 +4,7 @@ cuts. A character's box is the tight box of its own pixels, so vertical bounds f
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,48 @@ def column_profile(xd: np.ndarray, origin: float, length: int) -> np.ndarray:
     if length >= 3:
         counts = np.convolve(counts, [0.25, 0.5, 0.25], mode="same")
     return counts
+
+
+def ink_gaps(profile: np.ndarray) -> np.ndarray:
+    """(start, end) column ranges with no ink strictly inside the word (end exclusive)."""
+    empty = np.concatenate([[False], profile <= 0, [False]])
+    edges = np.flatnonzero(np.diff(empty.astype(np.int8)))
+    return edges.reshape(-1, 2)
+
+
+def anchor_at_gaps(cuts: np.ndarray, profile: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pull cuts into nearby gaps of the ink and re-stretch the cuts between anchors.
+
+    A gap in the ink almost always separates two characters, and one linear stretch over the whole word
+    cannot absorb a wide one: each gap takes the nearest predicted cut within `reach` columns, and the cuts
+    between two anchors keep their relative (font) positions inside that stretch. Returns the new cuts and
+    which of them are anchored."""
+    n = len(cuts) - 1
+    anchored = np.zeros(n + 1, bool)
+    anchored[[0, n]] = True
+    out = cuts.astype(np.float64).copy()
+    pairs: list[tuple[int, float]] = []
+    for start, end in ink_gaps(profile):
+        centre = (start + end - 1) / 2.0
+        i = int(np.argmin(np.abs(cuts[1:-1] - centre))) + 1 if n > 1 else 0
+        if i and abs(cuts[i] - centre) <= reach + (end - start) / 2.0:
+            pairs.append((i, centre))
+    best: dict[int, float] = {}
+    for i, centre in pairs:  # one gap per cut: the nearest
+        if i not in best or abs(cuts[i] - centre) < abs(cuts[i] - best[i]):
+            best[i] = centre
+    last_pos = out[0]
+    for i in sorted(best):
+        if best[i] > last_pos:  # keep anchors in reading order
+            out[i] = best[i]
+            anchored[i] = True
+            last_pos = best[i]
+    idx = np.flatnonzero(anchored)
+    for a, b in itertools.pairwise(idx):
+        if b - a > 1 and cuts[b] > cuts[a]:
+            t = (cuts[a + 1 : b] - cuts[a]) / (cuts[b] - cuts[a])
+            out[a + 1 : b] = out[a] + t * (out[b] - out[a])
+    return out, anchored
 
 
 def snap_cuts(cuts: np.ndarray, profile: np.ndarray, window: float) -> np.ndarray:
@@ -64,6 +107,7 @@ def refine_word(
     snap_window: float,
     snap: bool,
     min_ink: int,
+    gap_reach: float = 0.75,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Boxes (n, 4) in line coordinates, per-character scores, and the word's mean ink width per character.
 
@@ -83,6 +127,7 @@ def refine_word(
     cuts = cuts_rel * length
     char_width = length / n
     if snap:
+        cuts, _ = anchor_at_gaps(cuts, profile, gap_reach * char_width)
         cuts = snap_cuts(cuts, profile, snap_window * char_width)
     owner = np.searchsorted(cuts[1:-1], xd - origin, side="right")
     counts = np.bincount(owner, minlength=n)
