@@ -1,6 +1,7 @@
 """`make bench`: throughput figures for each stage, printed (tests never time anything).
 
-Run as `python -m iamchars.bench [stage ...]`; stages: synth, segment, export, train.
+Run as `python -m iamchars.bench [stage ...]`; stages: synth, segment, export, train. Each stage after synth
+uses the 1,000-line corpus that synth writes.
 """
 
 from __future__ import annotations
@@ -9,37 +10,136 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from iamchars.config import PipelineConfig, SplitConfig, SynthConfig
+from iamchars.config import PipelineConfig, SplitConfig, SynthConfig, load_config
+
+CORES = os.cpu_count() or 1
 
 
-def bench_synth(work: Path, cfg: PipelineConfig) -> Path:
+def bench_synth(work: Path) -> None:
     from iamchars.synth.corpus import write_corpus
 
-    synth = SynthConfig(forms=125, lines_per_form=8, seed=1, workers=os.cpu_count() or 1)
+    synth = SynthConfig(forms=125, lines_per_form=8, seed=1, workers=CORES)
     start = time.perf_counter()
     counts = write_corpus(work / "iam", synth, SplitConfig(), progress=False)
     elapsed = time.perf_counter() - start
     print(
-        f"synth:   {counts['lines']:,} lines ({counts['characters']:,} chars) in {elapsed:.1f} s on "
-        f"{synth.workers} cores = {counts['lines'] / elapsed:.1f} lines/s "
-        f"(target: 1,000 lines in < 120 s on 2 cores)"
+        f"synth:    {counts['lines']:,} lines ({counts['characters']:,} chars) in {elapsed:.1f} s on {CORES} cores "
+        f"= {counts['lines'] / elapsed:.1f} lines/s   (target: 1,000 lines < 120 s on 2 cores)"
     )
-    return work / "iam"
 
 
-STAGES: dict[str, Callable[[Path, PipelineConfig], object]] = {"synth": bench_synth}
+def bench_segment(work: Path) -> None:
+    """One process, image decoding included: words per second per core."""
+    from iamchars.config import SegmentConfig
+    from iamchars.iam.corpus import load_corpus
+    from iamchars.segment.runner import segment_form
+
+    corpus = load_corpus(work / "iam")
+    words = corpus.words[corpus.words["valid"]]
+    by_form = [(lines, words[words["form_id"] == f]) for f, lines in corpus.lines.groupby("form_id")]
+    for method in ("seed", "refined"):
+        cfg = SegmentConfig(method=method)
+        segment_form(work / "iam", *by_form[0], cfg)  # warm the font caches
+        start = time.perf_counter()
+        for lines, form_words in by_form:
+            segment_form(work / "iam", lines, form_words, cfg)
+        elapsed = time.perf_counter() - start
+        rate = len(words) / elapsed
+        print(
+            f"segment:  {method:<8} {len(words):,} words in {elapsed:.1f} s = {rate:,.0f} words/s per core; "
+            f"all of IAM (115,320 words) on 2 cores: {115_320 / rate / 2:.0f} s   (target: >= 1,000 words/s)"
+        )
+
+
+def bench_export(work: Path) -> None:
+    from iamchars.dataset.export import build_dataset
+
+    for workers in sorted({1, CORES}):
+        cfg = load_config(None, [f"export.workers={workers}"])
+        out = work / f"dataset-{workers}"
+        start = time.perf_counter()
+        summary = build_dataset(work / "iam", out, cfg, progress=False)
+        elapsed = time.perf_counter() - start
+        rate = summary["characters"] / elapsed
+        print(
+            f"export:   {summary['characters']:,} chars end to end in {elapsed:.1f} s with {workers} worker(s) = "
+            f"{rate:,.0f} chars/s ({rate / workers:,.0f} per core); 500,000 IAM chars on 2 cores: "
+            f"{500_000 / (rate / workers * 2) / 60:.1f} min   (target: >= 2,000 chars/s per core)"
+        )
+
+
+def bench_train(work: Path) -> None:
+    import torch
+
+    from iamchars.train.data import augment, to_float
+    from iamchars.train.engine import make_optimizer
+    from iamchars.train.models import build_model
+
+    cfg = PipelineConfig().train
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for name in devices:
+        device = torch.device(name)
+        batch = 256 if name == "cpu" else 2048
+        steps = 8 if name == "cpu" else 60
+        model = build_model(cfg.model, 62, 32).to(device)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        forward = torch.compile(model) if name == "cuda" and cfg.compile else model
+        optimizer = make_optimizer(model, cfg)
+        gen = torch.Generator(device=device).manual_seed(0)
+        images = torch.randint(0, 256, (batch * 4, 32, 32), dtype=torch.uint8, device=device)
+        labels = torch.randint(0, 62, (batch * 4,), device=device)
+        amp = name == "cuda"
+        start = 0.0
+        for step in range(steps + 2):
+            if step == 2:
+                if amp:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+            idx = torch.randint(0, len(images), (batch,), generator=gen, device=device)
+            x = augment(to_float(images[idx]), gen).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                loss = torch.nn.functional.cross_entropy(forward(x).float(), labels[idx], label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if amp:
+            torch.cuda.synchronize()
+        rate = steps * batch / (time.perf_counter() - start)
+        target = "(target on an H100: >= 100,000 img/s)" if name == "cuda" else ""
+        print(
+            f"train:    {cfg.model} on {name} ({torch.get_num_threads()} threads), batch {batch}, augmentation on "
+            f"the device: {rate:,.0f} images/s; an epoch of 500,000 chars: {500_000 / rate:.1f} s {target}"
+        )
+
+
+STAGES = {"synth": bench_synth, "segment": bench_segment, "export": bench_export, "train": bench_train}
 
 
 def main(argv: list[str]) -> None:
     wanted = argv or list(STAGES)
-    cfg = PipelineConfig()
-    print(f"iamchars bench on {os.cpu_count()} CPU cores (python {sys.version.split()[0]})")
+    unknown = set(wanted) - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
+    print(f"iamchars bench on {CORES} CPU cores (python {sys.version.split()[0]})")
     with tempfile.TemporaryDirectory(prefix="iamchars-bench-") as tmp:
+        work = Path(tmp)
+        if "synth" in wanted:
+            bench_synth(work)
+        elif wanted != ["train"]:
+            _quiet_synth(work)
         for name in wanted:
-            STAGES[name](Path(tmp), cfg)
+            if name != "synth":
+                STAGES[name](work)
+
+
+def _quiet_synth(work: Path) -> None:
+    from iamchars.synth.corpus import write_corpus
+
+    write_corpus(
+        work / "iam", SynthConfig(forms=125, lines_per_form=8, seed=1, workers=CORES), SplitConfig(), progress=False
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,9 +19,9 @@ app = typer.Typer(
     help="Turn the IAM Handwriting Database into a character dataset and train a recogniser on it.",
 )
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="pipelines/*.toml file")]  # noqa: UP045
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="pipelines/*.toml file")]
 SetOpt = Annotated[
-    Optional[list[str]],  # noqa: UP045
+    list[str] | None,
     typer.Option("--set", help="override a config value: section.key=value (TOML syntax), repeatable"),
 ]
 
@@ -56,9 +56,9 @@ def main(
 @app.command()
 def download(
     out: Annotated[Path, typer.Option(help="target folder")] = Path("data/raw/iam"),
-    base_url: Annotated[Optional[str], typer.Option(help="IAM site or a mirror")] = None,  # noqa: UP045
+    base_url: Annotated[str | None, typer.Option(help="IAM site or a mirror")] = None,
     from_path: Annotated[
-        Optional[Path],  # noqa: UP045
+        Path | None,
         typer.Option("--from", help="import archives or an extracted tree you already have"),
     ] = None,
     netrc_file: Annotated[Path | None, typer.Option("--netrc", help="netrc file (default ~/.netrc)")] = None,
@@ -104,7 +104,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     strict: Annotated[bool, typer.Option(help="fail on the first malformed row")] = False,
     check_images: Annotated[bool, typer.Option(help="check every image exists and matches its box")] = True,
-    rejects: Annotated[Optional[Path], typer.Option(help="write the rejects report (CSV) here")] = None,  # noqa: UP045
+    rejects: Annotated[Path | None, typer.Option(help="write the rejects report (CSV) here")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -132,11 +132,11 @@ def info(
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option(help="target folder (IAM layout)")] = Path("data/synth/iam"),
-    forms: Annotated[Optional[int], typer.Option(help="number of forms")] = None,  # noqa: UP045
-    lines_per_form: Annotated[Optional[int], typer.Option(help="lines per form")] = None,  # noqa: UP045
-    seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,  # noqa: UP045
-    fonts: Annotated[Optional[str], typer.Option(help="comma-separated writer fonts (fontpkg names)")] = None,  # noqa: UP045
-    workers: Annotated[Optional[int], typer.Option(help="processes (0: one per core)")] = None,  # noqa: UP045
+    forms: Annotated[int | None, typer.Option(help="number of forms")] = None,
+    lines_per_form: Annotated[int | None, typer.Option(help="lines per form")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    fonts: Annotated[str | None, typer.Option(help="comma-separated writer fonts (fontpkg names)")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes (0: one per core)")] = None,
     preview: Annotated[bool, typer.Option(help="save preview.png with true boxes over a few lines")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     config: ConfigOpt = None,
@@ -179,16 +179,16 @@ def synth(
 def build_dataset_cmd(
     iam_root: Annotated[Path, typer.Option(help="IAM root (real or synthetic)")] = Path("data/raw/iam"),
     out: Annotated[Path, typer.Option(help="dataset folder")] = Path("data/processed/iam"),
-    method: Annotated[Optional[str], typer.Option(help="segmentation: refined (default) or seed")] = None,  # noqa: UP045
-    classes: Annotated[Optional[str], typer.Option(help="byclass, bymerge, letters or digits")] = None,  # noqa: UP045
-    punctuation: Annotated[Optional[bool], typer.Option("--punctuation/--no-punctuation")] = None,  # noqa: UP045
-    size: Annotated[Optional[int], typer.Option(help="image side S (28 for EMNIST-like)")] = None,  # noqa: UP045
-    include_err: Annotated[Optional[bool], typer.Option("--include-err/--exclude-err")] = None,  # noqa: UP045
-    min_score: Annotated[Optional[float], typer.Option(help="drop characters below this confidence")] = None,  # noqa: UP045
-    boxes: Annotated[Optional[str], typer.Option(help="estimated, or gt:PATH/chars_gt.csv")] = None,  # noqa: UP045
-    workers: Annotated[Optional[int], typer.Option(help="processes (0: one per core)")] = None,  # noqa: UP045
-    font: Annotated[Optional[str], typer.Option(help="alignment font: fontpkg name or TTF path")] = None,  # noqa: UP045
-    k_std: Annotated[Optional[float], typer.Option(help="vertical band half-height in line-ink stds")] = None,  # noqa: UP045
+    method: Annotated[str | None, typer.Option(help="segmentation: refined (default) or seed")] = None,
+    classes: Annotated[str | None, typer.Option(help="byclass, bymerge, letters or digits")] = None,
+    punctuation: Annotated[bool | None, typer.Option("--punctuation/--no-punctuation")] = None,
+    size: Annotated[int | None, typer.Option(help="image side S (28 for EMNIST-like)")] = None,
+    include_err: Annotated[bool | None, typer.Option("--include-err/--exclude-err")] = None,
+    min_score: Annotated[float | None, typer.Option(help="drop characters below this confidence")] = None,
+    boxes: Annotated[str | None, typer.Option(help="estimated, or gt:PATH/chars_gt.csv")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes (0: one per core)")] = None,
+    font: Annotated[str | None, typer.Option(help="alignment font: fontpkg name or TTF path")] = None,
+    k_std: Annotated[float | None, typer.Option(help="vertical band half-height in line-ink stds")] = None,
     strict: Annotated[bool | None, typer.Option("--strict/--lenient", help="fail on malformed rows")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     config: ConfigOpt = None,
@@ -235,8 +235,8 @@ def build_dataset_cmd(
 def evaluate_segmentation(
     gt: Annotated[Path, typer.Option(help="chars_gt.csv of a synthetic corpus")],
     manifest: Annotated[Path, typer.Option(help="manifest.parquet (or .csv) of a built dataset")],
-    iam_root: Annotated[Optional[Path], typer.Option(help="IAM root, for the worst-cases picture")] = None,  # noqa: UP045
-    out: Annotated[Optional[Path], typer.Option(help="report folder (default: beside the manifest)")] = None,  # noqa: UP045
+    iam_root: Annotated[Path | None, typer.Option(help="IAM root, for the worst-cases picture")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder (default: beside the manifest)")] = None,
     worst: Annotated[int, typer.Option(help="worst cases to draw")] = 16,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -289,3 +289,194 @@ def evaluate_segmentation(
             q = ", ".join(f"{v:.2f}" for v in s["mean_iou_by_score_quintile"])
             typer.echo(f"  score vs IoU: Spearman {s['score_iou_spearman']:.2f}; mean IoU by score quintile: {q}")
     typer.echo(f"report: {report}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="dataset folder from build-dataset")] = Path("data/processed/iam"),
+    out: Annotated[Path, typer.Option(help="run folder (checkpoints, metrics, plots)")] = Path("data/runs/default"),
+    model: Annotated[str | None, typer.Option(help="lenet5, vgg or resnet")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd (Nesterov)")] = None,
+    schedule: Annotated[str | None, typer.Option(help="onecycle or cosine")] = None,
+    ema: Annotated[float | None, typer.Option(help="EMA decay of the weights (0: off)")] = None,
+    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    patience: Annotated[int | None, typer.Option(help="early stopping patience in epochs (0: off)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
+    plots: Annotated[bool, typer.Option(help="save the pictures under OUT/plots")] = True,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train a CNN on the packed arrays (GPU when there is one), with checkpoints, metrics and plots."""
+    from iamchars.train.data import DataError, load_dataset
+    from iamchars.train.engine import TrainingDiverged, pick_device
+    from iamchars.train.engine import train as run_train
+    from iamchars.train.models import build_model, summary
+    from iamchars.train.plots import write_all
+
+    cfg = _config(
+        config,
+        set_,
+        {
+            "train.model": model,
+            "train.epochs": epochs,
+            "train.batch_size": batch_size,
+            "train.lr": lr,
+            "train.optimizer": optimizer,
+            "train.schedule": schedule,
+            "train.ema": ema,
+            "train.compile": compile_model,
+            "train.device": device,
+            "train.seed": seed,
+            "train.patience": patience,
+        },
+    ).train
+    try:
+        dev = pick_device(cfg.device)
+        dataset = load_dataset(data, dev)
+    except (DataError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    if len(dataset.train) < cfg.batch_size or len(dataset.val) == 0:
+        raise _fail(
+            f"{data}: {len(dataset.train)} training / {len(dataset.val)} validation images; need at least "
+            f"one batch ({cfg.batch_size}) to train and some to validate"
+        )
+    typer.echo(
+        f"device: {dev}; train {len(dataset.train):,} / val {len(dataset.val):,} / "
+        f"test {len(dataset.test):,} images of {dataset.size}x{dataset.size}, {dataset.num_classes} classes"
+    )
+    typer.echo(summary(build_model(cfg.model, dataset.num_classes, dataset.size), dataset.size))
+    try:
+        result = run_train(dataset, out, cfg, resume=resume, progress=progress, log=typer.echo)
+    except (TrainingDiverged, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    metrics = result["metrics"]
+    test = metrics["test"]
+    if plots:
+        import numpy as np
+
+        write_all(
+            out,
+            result["model"],
+            metrics_history(out),
+            dataset.test.images.cpu().numpy(),
+            dataset.test.labels.cpu().numpy(),
+            result["test_logits"],
+            np.array(test["confusion"]),
+            dataset.class_chars,
+        )
+    typer.echo(
+        f"best epoch {metrics['best_epoch']}: val top-1 {metrics['val_top1']:.4f}; test top-1 "
+        f"{test['top1']:.4f}, top-5 {test['top5']:.4f} on {test['samples']:,} images"
+    )
+    typer.echo(
+        f"metrics: {out / 'metrics.json'}   history: {out / 'history.csv'}   "
+        f"checkpoints: {out / 'checkpoints'}" + (f"   plots: {out / 'plots'}" if plots else "")
+    )
+
+
+def metrics_history(out: Path) -> list[dict[str, float]]:
+    import csv
+
+    with open(out / "history.csv", newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train (best.pt or last.pt)")],
+    data: Annotated[Path, typer.Option(help="a dataset folder with the same class set")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    device: Annotated[str, typer.Option()] = "auto",
+    out: Annotated[Path | None, typer.Option(help="write metrics JSON here")] = None,
+) -> None:
+    """Top-1/top-5 and per-class precision/recall of a checkpoint on a dataset split."""
+    from iamchars.fileio import write_json
+    from iamchars.train.data import DataError, load_dataset
+    from iamchars.train.engine import evaluate_split, model_from_checkpoint, pick_device
+
+    dev = pick_device(device)
+    try:
+        model, ckpt = model_from_checkpoint(checkpoint, dev)
+        dataset = load_dataset(data, dev)
+    except (DataError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    if dataset.class_chars != [c["char"] for c in ckpt["classes"]["classes"]]:
+        raise _fail(
+            f"{data}: class set {dataset.classes['class_set']} differs from the checkpoint's "
+            f"{ckpt['classes']['class_set']}"
+        )
+    if split not in ("train", "val", "test"):
+        raise _fail(f"--split must be train, val or test, got {split!r}")
+    metrics, _ = evaluate_split(model, getattr(dataset, split), dataset.class_chars)
+    if out is not None:
+        write_json(out, metrics)
+    worst = sorted(((v["recall"], ch) for ch, v in metrics["per_class"].items() if v["recall"] is not None))[:8]
+    typer.echo(
+        f"{split}: {metrics['samples']:,} images  top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  "
+        f"macro recall {metrics['macro_recall']:.4f}"
+    )
+    typer.echo("lowest recall: " + ", ".join(f"{ch!r} {r:.2f}" for r, ch in worst))
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
+    images: Annotated[list[Path], typer.Argument(help="character images (any size, any polarity)")],
+    top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show")] = 5,
+    device: Annotated[str, typer.Option()] = "auto",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Top-k classes with probabilities for each image."""
+    import numpy as np
+
+    from iamchars.fileio import read_gray
+    from iamchars.train.engine import model_from_checkpoint, pick_device
+    from iamchars.train.inference import prepare_image, top_k
+
+    try:
+        model, ckpt = model_from_checkpoint(checkpoint, pick_device(device))
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    size = int(ckpt["image_size"])
+    try:
+        batch = np.stack([prepare_image(read_gray(p), size) for p in images])
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    results = top_k(model, batch, [c["char"] for c in ckpt["classes"]["classes"]], top)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {"image": str(p), "top": [{"char": c, "p": v} for c, v in r]}
+                    for p, r in zip(images, results, strict=True)
+                ],
+                indent=2,
+            )
+        )
+        return
+    for path, ranked in zip(images, results, strict=True):
+        typer.echo(f"{path}: " + "  ".join(f"{c!r} {v:.3f}" for c, v in ranked))
+
+
+@app.command("export-model")
+def export_model_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
+    out: Annotated[Path, typer.Option(help="output file (.pt2 or .onnx)")],
+    fmt: Annotated[str, typer.Option("--format", help="pt2 (torch.export) or onnx")] = "pt2",
+) -> None:
+    """Export a trained model for deployment (input: N x 1 x S x S floats in [0, 1], white ink on black)."""
+    from iamchars.train.engine import model_from_checkpoint
+    from iamchars.train.inference import export_model
+
+    try:
+        model, ckpt = model_from_checkpoint(checkpoint, __import__("torch").device("cpu"))
+        export_model(model, int(ckpt["image_size"]), out, fmt)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"exported {fmt} model to {out}")

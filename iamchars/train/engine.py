@@ -1,0 +1,301 @@
+"""`iamchars train`: the training loop, in the spirit of torchvision's reference script.
+
+Seeded and resumable: every epoch writes a checkpoint (model, optimiser, scheduler, EMA, generator state,
+history, config) atomically; `--resume` continues from it as if nothing had happened.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from iamchars.config import TrainConfig
+from iamchars.fileio import atomic_open, atomic_path, write_json
+from iamchars.train.data import Dataset, Split, augment, batches, to_float
+from iamchars.train.metrics import report
+from iamchars.train.models import build_model
+
+CHECK_EVERY = 25
+"""Steps between checks of the loss for NaN/inf (each check synchronises with the GPU)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch sees no CUDA GPU (is a CUDA build installed?)")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN and biases are not decayed
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    raise ValueError(f"train.optimizer must be 'adamw' or 'sgd', got {cfg.optimizer!r}")
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.25)
+    if cfg.schedule == "cosine":
+        warmup = max(1, steps // 20)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+        )
+    raise ValueError(f"train.schedule must be 'onecycle' or 'cosine', got {cfg.schedule!r}")
+
+
+class EMA:
+    """Exponential moving average of the weights (buffers copied), evaluated instead of the raw model."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach(), 1 - self.decay)
+        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits for uint8 N x S x S images, in eval mode, in batches."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for idx in batches(len(images), batch_size, None, images.device):
+        x = to_float(images[idx]).to(device)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out.append(model(x).float())
+        else:
+            out.append(model(x))
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, 1)
+
+
+def evaluate_split(model: nn.Module, split: Split, class_chars: list[str]) -> tuple[dict[str, Any], torch.Tensor]:
+    if len(split) == 0:  # e.g. a corpus built with no test writers
+        empty = {
+            "samples": 0,
+            "top1": float("nan"),
+            "top5": float("nan"),
+            "macro_recall": float("nan"),
+            "per_class": {},
+            "confusion": [],
+            "loss": float("nan"),
+        }
+        return empty, torch.zeros(0, len(class_chars))
+    logits = predict_logits(model, split.images)
+    metrics = report(logits, split.labels, class_chars)
+    metrics["loss"] = float(F.cross_entropy(logits, split.labels).item()) if len(split) else float("nan")
+    return metrics, logits
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return dict(torch.load(path, map_location="cpu", weights_only=False))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: checkpoint not found") from exc
+
+
+def model_from_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of a checkpoint (its EMA weights when it kept them), ready for inference."""
+    ckpt = load_checkpoint(path)
+    cfg = ckpt["config"]
+    model = build_model(cfg["model"], ckpt["classes"]["num_classes"], ckpt["image_size"])
+    model.load_state_dict(ckpt["ema"] if ckpt.get("ema") else ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+HISTORY_FIELDS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "epoch_s",
+    "images_per_s",
+]
+
+
+def train(
+    data: Dataset, out: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True, log: Any = print
+) -> dict[str, Any]:
+    """Train, checkpoint every epoch, keep the best model on validation, evaluate it on test."""
+    from tqdm import tqdm
+
+    device = data.train.images.device
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model = build_model(cfg.model, data.num_classes, data.size).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    steps_per_epoch = max(1, len(data.train) // cfg.batch_size)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
+    ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+    generator = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed)
+    history: list[dict[str, float]] = []
+    best = {"val_top1": -1.0, "epoch": -1}
+    start_epoch = 0
+    last = out / "checkpoints" / "last.pt"
+    if resume:
+        ckpt = load_checkpoint(last)
+        if ckpt["config"] != asdict(cfg) | {"epochs": ckpt["config"]["epochs"]}:
+            log("note: resuming with a changed configuration")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ema is not None and ckpt.get("ema"):
+            ema.model.load_state_dict(ckpt["ema"])
+        generator.set_state(ckpt["generator"])
+        history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
+        log(f"resumed from {last} at epoch {start_epoch}")
+    step_fn = torch.compile(model) if cfg.compile else model
+    amp = cfg.amp and device.type == "cuda"
+    stale = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        seen = 0
+        bar = tqdm(
+            total=steps_per_epoch * cfg.batch_size,
+            unit="img",
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for step, idx in enumerate(batches(len(data.train), cfg.batch_size, generator, device, drop_last=True)):
+            x = to_float(data.train.images[idx])
+            y = data.train.labels[idx]
+            if cfg.augment:
+                x = augment(x, generator)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                logits = step_fn(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(model)
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if step % CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr "
+                    f"(now {cfg.lr}) or use --optimizer adamw; checkpoints up to epoch {epoch} are kept"
+                )
+            bar.update(len(y))
+        bar.close()
+        if not torch.isfinite(loss_sum):
+            raise TrainingDiverged(f"loss became non-finite during epoch {epoch + 1}: lower --lr (now {cfg.lr})")
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        eval_model = ema.model if ema is not None else model
+        val, _ = evaluate_split(eval_model, data.val, data.class_chars)
+        row = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": float(loss_sum.item()) / max(seen, 1),
+            "train_acc": float(correct.item()) / max(seen, 1),
+            "val_loss": val["loss"],
+            "val_top1": val["top1"],
+            "val_top5": val["top5"],
+            "epoch_s": elapsed,
+            "images_per_s": seen / max(elapsed, 1e-9),
+        }
+        history.append(row)
+        improved = row["val_top1"] > best["val_top1"]
+        if improved:
+            best = {"val_top1": row["val_top1"], "epoch": epoch + 1}
+            stale = 0
+        else:
+            stale += 1
+        state = {
+            "model": model.state_dict(),
+            "ema": ema.model.state_dict() if ema is not None else None,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "epoch": epoch,
+            "history": history,
+            "best": best,
+            "config": asdict(cfg),
+            "classes": data.classes,
+            "image_size": data.size,
+        }
+        _save_checkpoint(last, state)
+        if improved:
+            _save_checkpoint(out / "checkpoints" / "best.pt", state)
+        _write_history(out / "history.csv", history)
+        log(
+            f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
+            f"val acc {row['val_top1']:.4f}  top5 {row['val_top5']:.4f}  {row['images_per_s']:,.0f} img/s"
+        )
+        if cfg.patience and stale >= cfg.patience:
+            log(f"early stop: no better validation accuracy for {cfg.patience} epochs")
+            break
+    best_model, _ = model_from_checkpoint(out / "checkpoints" / "best.pt", device)
+    test, logits = evaluate_split(best_model, data.test, data.class_chars)
+    metrics = {
+        "best_epoch": best["epoch"],
+        "val_top1": best["val_top1"],
+        "test": test,
+        "train_images_per_s": sum(h["images_per_s"] for h in history) / max(len(history), 1),
+        "device": str(device),
+        "config": asdict(cfg),
+    }
+    write_json(out / "metrics.json", metrics)
+    return {"metrics": metrics, "model": best_model, "test_logits": logits}
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)

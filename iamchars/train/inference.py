@@ -1,0 +1,58 @@
+"""Inference outside training: top-k prediction for image files, and model export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from iamchars.dataset.crops import normalize_crop, paper_and_ink_levels
+
+
+def prepare_image(gray: np.ndarray, size: int) -> np.ndarray:
+    """Any greyscale character image -> the dataset's form (white ink on black, S x S, centred).
+
+    An image that already is a dataset crop (S x S, dark background) passes unchanged."""
+    if gray.shape == (size, size) and np.median(gray) < 64:
+        return gray
+    if np.median(gray) < 128:  # light ink on a dark background: flip to the scanned-page polarity
+        gray = 255 - gray
+    paper, ink = paper_and_ink_levels(gray)
+    ys, xs = np.nonzero(gray < (paper + ink) / 2)
+    if len(ys):
+        gray = gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    return normalize_crop(gray, paper, ink, size)
+
+
+@torch.no_grad()
+def top_k(model: nn.Module, images: np.ndarray, chars: list[str], k: int) -> list[list[tuple[str, float]]]:
+    device = next(model.parameters()).device
+    x = torch.from_numpy(images).float().div(255).unsqueeze(1).to(device)
+    probs = torch.softmax(model(x).float(), 1)
+    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [
+        [(chars[int(i)], float(v)) for v, i in zip(vs, ix, strict=True)]
+        for vs, ix in zip(values.cpu(), indices.cpu(), strict=True)
+    ]
+
+
+def export_model(model: nn.Module, size: int, path: Path, fmt: str) -> Path:
+    """`pt2` (torch.export, loadable with torch.export.load) or `onnx` (needs the onnx and onnxscript packages)."""
+    model = model.cpu().eval()
+    example = (torch.zeros(2, 1, size, size),)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    if fmt == "pt2":
+        program = torch.export.export(model, example, dynamic_shapes=({0: batch},))
+        torch.export.save(program, str(path))
+        return path
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+            import onnxscript  # noqa: F401
+        except ImportError:
+            raise RuntimeError("ONNX export needs `pip install onnx onnxscript`; or use --format pt2") from None
+        torch.onnx.export(model, example, str(path), dynamic_shapes=({0: batch},), dynamo=True)
+        return path
+    raise ValueError(f"unknown export format {fmt!r}: use pt2 or onnx")

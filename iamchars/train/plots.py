@@ -1,0 +1,152 @@
+"""The pictures practitioners look at after training: curves, confusion matrix, worst errors, first-layer
+filters, activation maps and gradient saliency. Each function returns a matplotlib figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import io
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from iamchars.fileio import atomic_open
+from iamchars.train.models import first_conv
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def curves(history: list[dict[str, float]]) -> Figure:
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train (augmented, smoothed labels)")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.plot(epochs, [h["train_acc"] for h in history], label="train (augmented)")
+    ax_acc.plot(epochs, [h["val_top1"] for h in history], label="validation top-1")
+    ax_acc.plot(epochs, [h["val_top5"] for h in history], label="validation top-5", linestyle="--")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def confusion_heatmap(confusion: np.ndarray, chars: list[str]) -> Figure:
+    """Row-normalised (recall per true class) so rare classes are as visible as frequent ones."""
+    rows = confusion.sum(axis=1, keepdims=True)
+    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape, float), where=rows > 0)
+    n = len(chars)
+    fig, ax = plt.subplots(figsize=(max(6, n * 0.16), max(5, n * 0.16)))
+    im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(n), chars, fontsize=6)
+    ax.set_yticks(range(n), chars, fontsize=6)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test, row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    return fig
+
+
+def worst_errors(images: np.ndarray, labels: np.ndarray, logits: torch.Tensor, chars: list[str], n: int = 48) -> Figure:
+    """The most confident mistakes: true -> predicted (probability)."""
+    probs = torch.softmax(logits.float(), 1).cpu().numpy()
+    preds = probs.argmax(1)
+    wrong = np.flatnonzero(preds != labels)
+    order = wrong[np.argsort(-probs[wrong, preds[wrong]], kind="stable")][:n]
+    cols = 12
+    rows = max(1, -(-len(order) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.1), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), order, strict=False):
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{chars[labels[i]]}→{chars[preds[i]]} {probs[i, preds[i]]:.2f}", fontsize=7)
+    fig.suptitle("most confident errors (true→predicted probability)", fontsize=9)
+    return fig
+
+
+def filters(model: nn.Module) -> Figure:
+    weights = first_conv(model).weight.detach().float().cpu().numpy()[:, 0]
+    cols = 8
+    rows = -(-len(weights) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, w in zip(axes.ravel(), weights, strict=False):
+        lim = np.abs(w).max() or 1.0
+        ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.suptitle("first-layer filters (red +, blue -)", fontsize=9)
+    return fig
+
+
+@torch.no_grad()
+def activations(model: nn.Module, image: np.ndarray, char: str, maps: int = 16) -> Figure:
+    """Feature maps after the first stage for one character."""
+    device = next(model.parameters()).device
+    x = torch.from_numpy(image).float().div(255).view(1, 1, *image.shape).to(device)
+    features = getattr(model, "features", None)
+    first = features[0] if features is not None else first_conv(model)
+    out = first(x)[0].float().cpu().numpy()
+    cols = 8
+    rows = 1 + -(-min(maps, len(out)) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.9), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes[0, 0].imshow(image, cmap="gray")
+    axes[0, 0].set_title(f"input '{char}'", fontsize=7)
+    for ax, fmap in zip(axes.ravel()[cols:], out[:maps], strict=False):
+        ax.imshow(fmap, cmap="magma")
+    fig.suptitle("activation maps of the first layer", fontsize=9)
+    return fig
+
+
+def saliency(model: nn.Module, images: np.ndarray, labels: np.ndarray, chars: list[str]) -> Figure:
+    """|d score(true class) / d pixel|: which pixels the decision rests on."""
+    device = next(model.parameters()).device
+    model.eval()
+    x = torch.from_numpy(images).float().div(255).unsqueeze(1).to(device).requires_grad_(True)
+    scores = model(x).gather(1, torch.from_numpy(labels).view(-1, 1).to(device)).sum()
+    (grad,) = torch.autograd.grad(scores, x)
+    sal = grad.abs()[:, 0].cpu().numpy()
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(n * 0.9, 2), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], cmap="gray")
+        axes[0, i].set_title(chars[labels[i]], fontsize=7)
+        axes[1, i].imshow(sal[i], cmap="hot")
+        axes[0, i].axis("off")
+        axes[1, i].axis("off")
+    fig.suptitle("gradient saliency (bottom) for sample characters", fontsize=9)
+    return fig
+
+
+def write_all(
+    out: Path,
+    model: nn.Module,
+    history: list[dict[str, float]],
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    test_logits: torch.Tensor,
+    confusion: np.ndarray,
+    chars: list[str],
+) -> None:
+    plots = out / "plots"
+    save_figure(curves(history), plots / "curves.png")
+    if len(test_images):
+        save_figure(confusion_heatmap(confusion, chars), plots / "confusion.png")
+        save_figure(worst_errors(test_images, test_labels, test_logits, chars), plots / "worst_errors.png")
+        save_figure(activations(model, test_images[0], chars[test_labels[0]]), plots / "activations.png")
+        pick = np.linspace(0, len(test_images) - 1, min(10, len(test_images))).round().astype(int)
+        save_figure(saliency(model, test_images[pick], test_labels[pick], chars), plots / "saliency.png")
+    save_figure(filters(model), plots / "filters.png")

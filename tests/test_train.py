@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from iamchars.cli import app
+from iamchars.config import TrainConfig, load_config
+from iamchars.dataset.export import build_dataset
+from iamchars.train.data import augment, load_dataset, to_float
+from iamchars.train.engine import TrainingDiverged, model_from_checkpoint, predict_logits, train
+from iamchars.train.inference import export_model, prepare_image, top_k
+from iamchars.train.metrics import confusion_matrix, per_class, topk_correct
+from iamchars.train.models import MODELS, build_model, summary
+
+runner = CliRunner()
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "ds"
+    cfg = load_config(None, ["export.workers=1", "export.write_png=false", "export.include_err=true"])
+    build_dataset(synth_corpus, out, cfg, progress=False)
+    return out
+
+
+def _cfg(**kw: object) -> TrainConfig:
+    base = dict(
+        model="lenet5",
+        epochs=6,
+        batch_size=64,
+        lr=3e-3,
+        augment=False,
+        label_smoothing=0.0,
+        channels_last=False,
+        seed=0,
+        threads=1,
+    )
+    return TrainConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_a_tiny_run_learns(dataset_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset(dataset_dir, CPU)
+    assert 300 < len(data.train) < 3000 and data.num_classes == 62
+    result = train(data, tmp_path, _cfg(epochs=8), progress=False, log=lambda _m: None)
+    history = [
+        json.loads(json.dumps(h))
+        for h in torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["history"]
+    ]
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    chance = 1 / data.num_classes
+    assert history[-1]["train_acc"] > 0.5
+    assert result["metrics"]["val_top1"] > 10 * chance
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"top1", "top5", "per_class", "confusion"} <= set(metrics["test"])
+    assert metrics["test"]["top5"] >= metrics["test"]["top1"]
+    assert (tmp_path / "history.csv").read_text().count("\n") == 9
+
+
+def test_resume_continues_from_the_saved_epoch(dataset_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset(dataset_dir, CPU)
+    cfg = _cfg(epochs=3, augment=True, model="resnet", batch_size=128)
+    full = train(data, tmp_path / "full", cfg, progress=False, log=lambda _m: None)
+
+    def killed_after_epoch_2(message: str) -> None:
+        if message.startswith("epoch   2/3"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, tmp_path / "cut", cfg, progress=False, log=killed_after_epoch_2)
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+    messages: list[str] = []
+    resumed = train(data, tmp_path / "cut", cfg, resume=True, progress=False, log=messages.append)
+    assert any("resumed" in m and "epoch 2" in m for m in messages)
+    assert next(m for m in messages if m.startswith("epoch")).startswith("epoch   3/3")
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["metrics"]["test"]["top1"] == full["metrics"]["test"]["top1"]
+
+
+def test_a_nan_is_caught_with_a_clear_message(dataset_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset(dataset_dir, CPU)
+    with pytest.raises(TrainingDiverged, match="lower --lr"):
+        train(data, tmp_path, _cfg(optimizer="sgd", lr=1e12, schedule="cosine"), progress=False, log=lambda _m: None)
+
+
+def test_predict_returns_the_right_top_k(dataset_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset(dataset_dir, CPU)
+    train(data, tmp_path, _cfg(epochs=3), progress=False, log=lambda _m: None)
+    model, ckpt = model_from_checkpoint(tmp_path / "checkpoints" / "best.pt", CPU)
+    images = data.test.images[:6].numpy()
+    ranked = top_k(model, images, data.class_chars, k=4)
+    probs = torch.softmax(predict_logits(model, data.test.images[:6]), 1)
+    for row, p in zip(ranked, probs, strict=True):
+        expected = torch.argsort(p, descending=True)[:4]
+        assert [c for c, _ in row] == [data.class_chars[int(i)] for i in expected]
+        assert [v for _, v in row] == pytest.approx(p[expected].tolist(), abs=1e-5)
+        assert all(a >= b for (_, a), (_, b) in itertools.pairwise(row))
+    # the CLI on a PNG of a dataset crop and on the same character as dark ink on paper
+    tile = images[0]
+    cv2.imwrite(str(tmp_path / "crop.png"), tile)
+    cv2.imwrite(str(tmp_path / "paper.png"), cv2.resize(255 - tile, (64, 80)))
+    assert np.array_equal(prepare_image(tile, 32), tile)
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "--checkpoint",
+            str(tmp_path / "checkpoints" / "best.pt"),
+            str(tmp_path / "crop.png"),
+            str(tmp_path / "paper.png"),
+            "-k",
+            "3",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert [r["char"] for r in answer[0]["top"]] == [c for c, _ in ranked[0][:3]]
+    assert len(answer[1]["top"]) == 3 and answer[1]["top"][0]["p"] <= 1.0
+    assert ckpt["image_size"] == 32
+
+
+def test_models_summaries_and_export(tmp_path: Path) -> None:
+    for name in MODELS:
+        for size in (28, 32):
+            model = build_model(name, 47, size)
+            assert model(torch.zeros(2, 1, size, size)).shape == (2, 47)
+        text = summary(build_model(name, 47, 32), 32)
+        total = sum(p.numel() for p in build_model(name, 47, 32).parameters())
+        assert text.splitlines()[-1].endswith(f"{total:,}") and "(47,)" in text
+    model = build_model("resnet", 10, 32).eval()
+    path = export_model(model, 32, tmp_path / "m.pt2", "pt2")
+    loaded = torch.export.load(str(path)).module()
+    x = torch.rand(5, 1, 32, 32)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown export format"):
+        export_model(model, 32, tmp_path / "m.bin", "tflite")
+
+
+def test_augment_keeps_shape_range_and_is_seeded() -> None:
+    x = to_float(torch.randint(0, 256, (16, 32, 32), dtype=torch.uint8))
+    a = augment(x, torch.Generator().manual_seed(1))
+    b = augment(x, torch.Generator().manual_seed(1))
+    c = augment(x, torch.Generator().manual_seed(2))
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_metrics_helpers() -> None:
+    logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0]])
+    labels = torch.tensor([0, 2, 0])
+    assert topk_correct(logits, labels, (1, 2)) == {1: 1, 2: 2}
+    cm = confusion_matrix(np.array([0, 2, 0]), np.array([0, 1, 2]), 3)
+    assert cm.tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
+    precision, recall, support = per_class(cm)
+    assert precision[0] == 1.0 and recall[0] == 0.5 and np.isnan(recall[1]) and support.tolist() == [2, 0, 1]
+
+
+def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--data",
+        str(dataset_dir),
+        "--out",
+        str(out),
+        "--model",
+        "lenet5",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--no-progress",
+        "--set",
+        "train.channels_last=false",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "device: cpu" in result.output and "test top-1" in result.output
+    for name in ("curves", "confusion", "worst_errors", "filters", "activations", "saliency"):
+        assert cv2.imread(str(out / "plots" / f"{name}.png")) is not None, name
+    assert (out / "checkpoints" / "best.pt").is_file() and (out / "checkpoints" / "last.pt").is_file()
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--checkpoint",
+            str(out / "checkpoints" / "best.pt"),
+            "--data",
+            str(dataset_dir),
+            "--out",
+            str(tmp_path / "eval.json"),
+        ],
+    )
+    assert result.exit_code == 0 and "top-1" in result.output
+    assert json.loads((tmp_path / "eval.json").read_text())["samples"] > 0
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--out", str(out)])
+    assert result.exit_code == 1 and "classes.json" in result.output
