@@ -169,7 +169,14 @@ def test_a_killed_run_resumes_where_it_stopped(
     summary = _build(synth_corpus, out)
     assert summary["timings"]["forms_resumed"] == 3
     assert (out / "manifest.parquet").read_bytes() == (built / "manifest.parquet").read_bytes()
-    # a changed parameter invalidates the finished forms instead of mixing two configurations
+    # a changed input or parameter invalidates the finished forms instead of mixing two runs
+    copy = tmp_path / "iam"
+    shutil.copytree(synth_corpus, copy)
+    assert _build(copy, out)["timings"]["forms_resumed"] == 0  # another root
+    assert _build(copy, out)["timings"]["forms_resumed"] == len(list((out / ".work" / "forms").glob("*.npz")))
+    with open(copy / "ascii" / "words.txt", "a") as handle:
+        handle.write("# edited\n")
+    assert _build(copy, out)["timings"]["forms_resumed"] == 0
     summary = _build(synth_corpus, out, "export.size=28")
     assert summary["timings"]["forms_resumed"] == 0
     with np.load(out / "arrays" / "train.npz") as data:

@@ -6,6 +6,7 @@ none. Shards are merged in form order, so the manifest does not depend on schedu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -231,6 +232,17 @@ def _read_gt(spec: str) -> tuple[pd.DataFrame | None, str]:
     return gt, "gt"
 
 
+def _inputs_digest(root: Path, boxes: str) -> str:
+    """A hash of the transcription files (and true boxes), so re-made inputs never reuse old shards."""
+    digest = hashlib.sha256()
+    paths = [root / "ascii" / n for n in ("forms.txt", "lines.txt", "words.txt")]
+    paths += [Path(boxes[3:])] if boxes.startswith("gt:") else []
+    for path in paths:
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _prepare_work(out: Path, digest: str) -> None:
     """Keep finished shards only if they were made with the same inputs and parameters."""
     state_path = out / ".work" / "state.json"
@@ -257,9 +269,8 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
         words = words[words["flag"] == "ok"]
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
     source = "gt" if source_kind == "gt" else f"estimated:{cfg.segment.method}"
-    digest = cfg.digest("parse", "split", "segment", "export") + f"|{Path(root).resolve()}|{source}"
-    if gt is not None:
-        digest += f"|{len(gt)}|{int(gt['x'].sum())}"
+    digest = "|".join([cfg.digest("parse", "split", "segment", "export"), str(Path(root).resolve()), source,
+                       _inputs_digest(Path(root), cfg.export.boxes)])
     _prepare_work(out, digest)
     form_ids = sorted(set(words["form_id"]))
     todo = [f for f in form_ids if not _shard_path(out, f).is_file()]
