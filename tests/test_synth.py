@@ -89,11 +89,14 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     assert c.exit_code == 0 and digest(tmp_path / "c") != digest(tmp_path / "a")
 
 
-def test_alignment_font_is_never_a_writer() -> None:
+def test_alignment_font_is_never_a_writer(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dancing-script"):
         writer_font(SynthConfig(fonts=["caveat", "dancing-script"]), 0)
-    result = runner.invoke(app, ["synth", "--out", "/tmp/never", "--fonts", "dancing-script,kalam"])
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path / "never"), "--fonts", "dancing-script,kalam"])
     assert result.exit_code == 1 and "never be a synthetic writer" in result.output
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path / "never"), "--fonts", "no-such-font"])
+    assert result.exit_code == 1 and "fontpkg-no-such-font is not installed" in result.output
+    assert not (tmp_path / "never").exists()
 
 
 def test_tokens_look_like_iam() -> None:

@@ -269,8 +269,14 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
         words = words[words["flag"] == "ok"]
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
     source = "gt" if source_kind == "gt" else f"estimated:{cfg.segment.method}"
-    digest = "|".join([cfg.digest("parse", "split", "segment", "export"), str(Path(root).resolve()), source,
-                       _inputs_digest(Path(root), cfg.export.boxes)])
+    digest = "|".join(
+        [
+            cfg.digest("parse", "split", "segment", "export"),
+            str(Path(root).resolve()),
+            source,
+            _inputs_digest(Path(root), cfg.export.boxes),
+        ]
+    )
     _prepare_work(out, digest)
     form_ids = sorted(set(words["form_id"]))
     todo = [f for f in form_ids if not _shard_path(out, f).is_file()]

@@ -196,6 +196,8 @@ IAM_HEADER = "#--- {name} (synthetic, iamchars) ---#\n# format as IAM's; see iam
 def write_corpus(out: Path, cfg: SynthConfig, split: SplitConfig, progress: bool = True) -> dict[str, int]:
     """Write the whole corpus; returns counts. Workers render forms in parallel; files are written in form
     order, so the output does not depend on scheduling."""
+    for writer in range(writer_of(max(cfg.forms - 1, 0), cfg.forms_per_writer) + 1):
+        load_font(writer_font(cfg, writer), 32)  # a bad font list fails here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(i, cfg, str(out)) for i in range(cfg.forms)]
     workers = cfg.workers or os.cpu_count() or 1
