@@ -393,10 +393,12 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="a dataset folder with the same class set")],
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     device: Annotated[str, typer.Option()] = "auto",
-    out: Annotated[Path | None, typer.Option(help="write metrics JSON here")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write metrics JSON here (and per-image predictions beside it)")
+    ] = None,
 ) -> None:
     """Top-1/top-5 and per-class precision/recall of a checkpoint on a dataset split."""
-    from iamchars.fileio import write_json
+    from iamchars.fileio import write_json, write_table
     from iamchars.train.data import DataError, load_dataset
     from iamchars.train.engine import evaluate_split, model_from_checkpoint, pick_device
 
@@ -413,9 +415,27 @@ def evaluate(
         )
     if split not in ("train", "val", "test"):
         raise _fail(f"--split must be train, val or test, got {split!r}")
-    metrics, _ = evaluate_split(model, getattr(dataset, split), dataset.class_chars)
+    part = getattr(dataset, split)
+    metrics, logits = evaluate_split(model, part, dataset.class_chars)
     if out is not None:
+        import pandas as pd
+        import torch
+
         write_json(out, metrics)
+        probs = torch.softmax(logits.float(), 1)
+        best, pred = probs.max(1)
+        chars = dataset.class_chars
+        write_table(
+            pd.DataFrame(
+                {
+                    "char_id": part.char_ids,
+                    "true": [chars[int(i)] for i in part.labels.cpu()],
+                    "predicted": [chars[int(i)] for i in pred.cpu()],
+                    "probability": best.cpu().numpy().round(4),
+                }
+            ),
+            out.with_name(out.stem + "_predictions.csv"),
+        )
     worst = sorted(((v["recall"], ch) for ch, v in metrics["per_class"].items() if v["recall"] is not None))[:8]
     typer.echo(
         f"{split}: {metrics['samples']:,} images  top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  "

@@ -203,5 +203,8 @@ def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_p
     )
     assert result.exit_code == 0 and "top-1" in result.output
     assert json.loads((tmp_path / "eval.json").read_text())["samples"] > 0
+    predictions = (tmp_path / "eval_predictions.csv").read_text().splitlines()
+    assert predictions[0] == "char_id,true,predicted,probability"
+    assert len(predictions) - 1 == json.loads((tmp_path / "eval.json").read_text())["samples"]
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--out", str(out)])
     assert result.exit_code == 1 and "classes.json" in result.output

@@ -33,9 +33,6 @@ class IAMCorpus:
     def line_image(self, line_id: str) -> Path:
         return image_path(self.root, "lines", line_id)
 
-    def word_image(self, word_id: str) -> Path:
-        return image_path(self.root, "words", word_id)
-
 
 def image_path(root: Path, kind: str, item_id: str) -> Path:
     """IAM's image layout: `lines/a01/a01-000u/a01-000u-00.png`, `words/a01/a01-000u/a01-000u-00-00.png`."""
