@@ -197,3 +197,21 @@ def test_import_from_local_archives_and_from_a_tree(tmp_path: Path) -> None:
     assert (tree_out / "ascii" / "words.txt").read_text() == (tmp_path / "tree" / "ascii" / "words.txt").read_text()
     result = runner.invoke(app, ["download", "--from", str(tmp_path / "nothing"), "--out", str(tree_out)])
     assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_a_full_disk_is_a_clear_error(site: FakeIAMSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from iamchars.iam import download as download_module
+
+    class FullDisk(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download_module, "open", lambda *_a, **_k: FullDisk(), raising=False)
+    env = {"IAM_EMAIL": EMAIL, "IAM_PASSWORD": PASSWORD}
+    result = runner.invoke(
+        app, ["download", "--out", str(tmp_path / "o"), "--base-url", site.url, "--no-progress"], env=env
+    )
+    assert result.exit_code == 1
+    assert "disk full while writing" in result.output and "ascii.tgz.part" in result.output

@@ -208,3 +208,11 @@ def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_p
     assert len(predictions) - 1 == json.loads((tmp_path / "eval.json").read_text())["samples"]
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--out", str(out)])
     assert result.exit_code == 1 and "classes.json" in result.output
+
+
+def test_early_stopping_stops_when_validation_stalls(dataset_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset(dataset_dir, CPU)
+    messages: list[str] = []
+    train(data, tmp_path, _cfg(epochs=6, lr=0.0, patience=2), progress=False, log=messages.append)
+    assert sum(m.startswith("epoch") for m in messages) == 3  # best at epoch 1, then two without progress
+    assert any(m.startswith("early stop") for m in messages)
