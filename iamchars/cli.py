@@ -244,7 +244,7 @@ def evaluate_segmentation(
     import pandas as pd
 
     from iamchars.fileio import write_json, write_png, write_table
-    from iamchars.segment.evaluate import evaluate, match, per_character
+    from iamchars.segment.evaluate import evaluate, per_character
 
     try:
         truth = pd.read_csv(gt, keep_default_na=False, dtype={"char": str, "word_id": str})
@@ -256,8 +256,7 @@ def evaluate_segmentation(
     except (OSError, ValueError) as exc:
         raise _fail(f"cannot read input: {exc}") from None
     report = out or manifest.parent / "segeval"
-    result = evaluate(truth, est)
-    matched = match(truth, est)
+    result, matched = evaluate(truth, est)
     write_json(report / "summary.json", result)
     write_table(per_character(matched), report / "per_character.csv")
     if iam_root is not None:
@@ -363,7 +362,7 @@ def train(
         write_all(
             out,
             result["model"],
-            metrics_history(out),
+            result["history"],
             dataset.test.images.cpu().numpy(),
             dataset.test.labels.cpu().numpy(),
             result["test_logits"],
@@ -378,13 +377,6 @@ def train(
         f"metrics: {out / 'metrics.json'}   history: {out / 'history.csv'}   "
         f"checkpoints: {out / 'checkpoints'}" + (f"   plots: {out / 'plots'}" if plots else "")
     )
-
-
-def metrics_history(out: Path) -> list[dict[str, float]]:
-    import csv
-
-    with open(out / "history.csv", newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 @app.command()

@@ -125,7 +125,7 @@ def test_iou_helpers() -> None:
         }
     )
     est = gt.iloc[:1].assign(score=0.9)
-    result = evaluate(gt, est)["all_true_characters"]
+    result = evaluate(gt, est)[0]["all_true_characters"]
     assert result["missing"] == 1 and result["mean_iou"] == pytest.approx(0.5)
 
 
@@ -164,7 +164,7 @@ def test_refined_beats_the_reference_on_held_out_writers(synth_corpus: Path) -> 
                 for f, lines in corpus.lines.groupby("form_id")
             ]
         )
-        scores[method] = evaluate(gt, boxes)["all_true_characters"]
+        scores[method] = evaluate(gt, boxes)[0]["all_true_characters"]
     assert scores["refined"]["missing"] == 0
     assert scores["refined"]["mean_iou"] > 0.65 and scores["refined"]["share_iou_ge_0.5"] > 0.75
     assert scores["refined"]["mean_iou"] > scores["seed"]["mean_iou"] + 0.1

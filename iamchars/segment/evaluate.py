@@ -71,8 +71,9 @@ def per_character(matched: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("count", ascending=False).reset_index()
 
 
-def evaluate(gt: pd.DataFrame, est: pd.DataFrame) -> dict[str, Any]:
-    """Headline metrics over every true character (missing = IoU 0), and over the words the estimate covers."""
+def evaluate(gt: pd.DataFrame, est: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Headline metrics over every true character (missing = IoU 0) and over the words the estimate covers,
+    with the per-character match they were computed from."""
     matched = match(gt, est)
     covered = matched[matched["word_id"].isin(set(est["word_id"]))]
-    return {"all_true_characters": summarize(matched), "words_in_manifest": summarize(covered)}
+    return {"all_true_characters": summarize(matched), "words_in_manifest": summarize(covered)}, matched

@@ -291,7 +291,7 @@ def train(
         "config": asdict(cfg),
     }
     write_json(out / "metrics.json", metrics)
-    return {"metrics": metrics, "model": best_model, "test_logits": logits}
+    return {"metrics": metrics, "model": best_model, "test_logits": logits, "history": history}
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:
