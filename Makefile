@@ -12,7 +12,7 @@ DEMO := data/demo
 IAM_RAW ?= data/raw/iam
 IAM_OUT ?= data/processed/iam
 
-.PHONY: venv demo iam test lint bench clean
+.PHONY: venv demo iam test lint bench faults clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m iamchars.bench
+
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults
 
 clean:
 	rm -rf $(VENV) data/demo

@@ -1,17 +1,33 @@
-"""The `iamchars` command line: each command parses its options, calls a stage runner, reports."""
+"""The `iamchars` command line: each command parses its options, calls a stage runner, reports.
+
+Every command fails the same way: one line on stderr naming the file or option and the fix, and a non-zero
+exit (1 for a failed run, 2 for a bad option); Ctrl-C exits 130 and leaves what is finished for a resume."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from iamchars import __version__
-from iamchars.config import ConfigError, PipelineConfig, load_config
+from iamchars.config import (
+    ExportConfig,
+    PipelineConfig,
+    SegmentConfig,
+    SynthConfig,
+    TrainConfig,
+    default_of,
+    field_limits,
+    load_config,
+)
+from iamchars.errors import UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -24,6 +40,7 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="override a config value: section.key=value (TOML syntax), repeatable"),
 ]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -31,13 +48,76 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def command(name: str | None = None) -> Callable[[F], F]:
+    """`app.command`, with every user-fixable error (and any OS error: a full disk, a read-only folder)
+    turned into one line and a non-zero exit instead of a traceback."""
+
+    def register(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except UserError as exc:
+                raise _fail(str(exc)) from None
+            except OSError as exc:
+                where = f"{exc.filename}: " if exc.filename else ""
+                raise _fail(f"{where}{exc.strerror or exc}") from None
+            except KeyboardInterrupt as exc:
+                from iamchars.parallel import Terminated
+
+                code = 143 if isinstance(exc, Terminated) else 130
+                raise _fail("interrupted; run the same command again to go on from what was finished", code) from None
+
+        app.command(name)(run)
+        return fn
+
+    return register
+
+
+def cfg_option(section: type, key: str, help: str, *flags: str) -> Any:
+    """A typer option for a config field: its range or choices (checked before any work) and its default
+    from the dataclass, both shown in --help. Its CLI default is None so the config file keeps priority."""
+    limits = field_limits(section, key)
+    default = default_of(section, key)
+    if "choices" in limits:
+        help = f"{help} ({', '.join(limits['choices'])})"
+    shown = str(default).lower() if isinstance(default, bool) else str(default)
+    return typer.Option(*flags, help=help, min=limits.get("min"), max=limits.get("max"), show_default=shown)
+
+
 def _config(path: Path | None, overrides: list[str] | None, extra: dict[str, object]) -> PipelineConfig:
     """Config file, then --set, then the explicit flags of a command (which win)."""
     flags = [f"{k}={json.dumps(v)}" for k, v in extra.items() if v is not None]
     try:
         return load_config(path, [*(overrides or []), *flags])
-    except ConfigError as exc:
+    except UserError as exc:
         raise _fail(str(exc), 2) from None
+
+
+def output_dir(path: Path, flag: str = "--out") -> Path:
+    """Check at the door, before any work, that an output folder can be made and written; nothing is left
+    behind by the check (a folder that does not exist yet is not created here)."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: is a file, not a folder; give a folder path")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {path}: {existing} is a file, not a folder")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".iamchars-probe-").cleanup()
+    except OSError as exc:
+        raise UserError(
+            f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc}); choose a folder you can write to"
+        ) from None
+    return path
+
+
+def output_file(path: Path, flag: str = "--out") -> Path:
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; give a file name")
+    output_dir(path.parent if str(path.parent) else Path("."), f"{flag} {path}: its folder")
+    return path
 
 
 def _version(value: bool) -> None:
@@ -48,12 +128,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
     """iamchars: IAM words -> character boxes -> character dataset -> CNN."""
 
 
-@app.command()
+@command()
 def download(
     out: Annotated[Path, typer.Option(help="target folder")] = Path("data/raw/iam"),
     base_url: Annotated[str | None, typer.Option(help="IAM site or a mirror")] = None,
@@ -62,33 +144,22 @@ def download(
         typer.Option("--from", help="import archives or an extracted tree you already have"),
     ] = None,
     netrc_file: Annotated[Path | None, typer.Option("--netrc", help="netrc file (default ~/.netrc)")] = None,
-    retries: Annotated[int, typer.Option(help="reconnects per file after a dropped connection")] = 5,
-    timeout: Annotated[float, typer.Option(help="socket timeout in seconds")] = 60.0,
+    retries: Annotated[int, typer.Option(help="reconnects per file after a dropped connection", min=0, max=100)] = 5,
+    timeout: Annotated[float, typer.Option(help="socket timeout in seconds", min=1.0, max=3600.0)] = 60.0,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Fetch IAM's ascii, lines, words, xml and split archives (resumable, verified, safely extracted)."""
-    from iamchars.iam.archives import CorruptArchiveError, UnsafeArchiveError
-    from iamchars.iam.download import (
-        DEFAULT_BASE_URL,
-        DownloadError,
-        IAMClient,
-        import_local,
-        resolve_credentials,
-    )
-    from iamchars.iam.download import (
-        download as run_download,
-    )
+    from iamchars.iam.download import DEFAULT_BASE_URL, IAMClient, import_local, resolve_credentials
+    from iamchars.iam.download import download as run_download
 
-    try:
-        if from_path is not None:
-            report = import_local(from_path, out)
-        else:
-            url = base_url or DEFAULT_BASE_URL
-            creds = resolve_credentials(os.environ, url, netrc_file)
-            client = IAMClient(url, timeout=timeout, retries=retries)
-            report = run_download(out, client, creds, progress=progress)
-    except (DownloadError, UnsafeArchiveError, CorruptArchiveError, OSError) as exc:
-        raise _fail(str(exc)) from None
+    output_dir(out)
+    if from_path is not None:
+        report = import_local(from_path, out)
+    else:
+        url = base_url or DEFAULT_BASE_URL
+        creds = resolve_credentials(os.environ, url, netrc_file)
+        client = IAMClient(url, timeout=timeout, retries=retries)
+        report = run_download(out, client, creds, progress=progress)
     for name in report.downloaded:
         typer.echo(f"downloaded  {name}")
     for name in report.extracted:
@@ -98,27 +169,27 @@ def download(
     typer.echo(f"{report.bytes_transferred:,} bytes transferred; IAM root: {out}")
 
 
-@app.command()
+@command()
 def info(
     iam_root: Annotated[Path, typer.Option(help="IAM root (ascii/, lines/, words/ ...)")] = Path("data/raw/iam"),
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     strict: Annotated[bool, typer.Option(help="fail on the first malformed row")] = False,
-    check_images: Annotated[bool, typer.Option(help="check every image exists and matches its box")] = True,
+    check_images: Annotated[
+        bool, typer.Option(help="check every image: present, a complete PNG, sized as its box")
+    ] = True,
     rejects: Annotated[Path | None, typer.Option(help="write the rejects report (CSV) here")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Summarise an IAM root: forms, writers, lines, words, ok/err, characters, splits, rejects."""
+    """Summarise an IAM root: forms, writers, lines, words, ok/err, characters, splits, rejects, warnings."""
     from iamchars.fileio import write_table
-    from iamchars.iam.corpus import IAMLayoutError, load_corpus
+    from iamchars.iam.corpus import load_corpus
     from iamchars.iam.info import format_summary, summarize
-    from iamchars.iam.rejects import IAMFormatError
 
     cfg = _config(config, set_, {"parse.strict": strict, "parse.check_images": check_images})
-    try:
-        corpus = load_corpus(iam_root, cfg.parse, cfg.split)
-    except (IAMLayoutError, IAMFormatError) as exc:
-        raise _fail(str(exc)) from None
+    if rejects is not None:
+        output_file(rejects, "--rejects")
+    corpus = load_corpus(iam_root, cfg.parse, cfg.split)
     if rejects is not None:
         write_table(corpus.rejects, rejects)
     summary = summarize(corpus)
@@ -127,16 +198,22 @@ def info(
         sys.stdout.write("\n")
     else:
         typer.echo(format_summary(summary))
+    for warning in corpus.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
-@app.command()
+@command()
 def synth(
     out: Annotated[Path, typer.Option(help="target folder (IAM layout)")] = Path("data/synth/iam"),
-    forms: Annotated[int | None, typer.Option(help="number of forms")] = None,
-    lines_per_form: Annotated[int | None, typer.Option(help="lines per form")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
-    fonts: Annotated[str | None, typer.Option(help="comma-separated writer fonts (fontpkg names)")] = None,
-    workers: Annotated[int | None, typer.Option(help="processes (0: one per core)")] = None,
+    forms: Annotated[int | None, cfg_option(SynthConfig, "forms", "number of forms")] = None,
+    lines_per_form: Annotated[int | None, cfg_option(SynthConfig, "lines_per_form", "lines per form")] = None,
+    seed: Annotated[int | None, cfg_option(SynthConfig, "seed", "random seed (same seed, same bytes)")] = None,
+    fonts: Annotated[
+        str | None, typer.Option(help="comma-separated writer fonts (fontpkg names)", show_default="all 12")
+    ] = None,
+    workers: Annotated[
+        int | None, cfg_option(SynthConfig, "workers", "processes (0: one per CPU this process may use)")
+    ] = None,
     preview: Annotated[bool, typer.Option(help="save preview.png with true boxes over a few lines")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     config: ConfigOpt = None,
@@ -144,7 +221,6 @@ def synth(
 ) -> None:
     """Write a synthetic handwriting corpus in IAM's format, with the true box of every character."""
     from iamchars.fileio import write_png
-    from iamchars.fonts import FontNotFoundError
     from iamchars.iam.corpus import load_corpus
     from iamchars.synth.corpus import preview as draw_preview
     from iamchars.synth.corpus import write_corpus
@@ -161,10 +237,11 @@ def synth(
             "synth.workers": workers,
         },
     )
+    output_dir(out)
     try:
         counts = write_corpus(out, cfg.synth, cfg.split, progress=progress)
-    except (ValueError, FontNotFoundError) as exc:
-        raise _fail(str(exc)) from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     typer.echo(", ".join(f"{v:,} {k}" for k, v in counts.items()) + f" written to {out}")
     if preview:
         import pandas as pd
@@ -175,30 +252,51 @@ def synth(
         typer.echo(f"preview: {out / 'preview.png'}")
 
 
-@app.command("build-dataset")
+@command("build-dataset")
 def build_dataset_cmd(
     iam_root: Annotated[Path, typer.Option(help="IAM root (real or synthetic)")] = Path("data/raw/iam"),
     out: Annotated[Path, typer.Option(help="dataset folder")] = Path("data/processed/iam"),
-    method: Annotated[str | None, typer.Option(help="segmentation: refined (default) or seed")] = None,
-    classes: Annotated[str | None, typer.Option(help="byclass, bymerge, letters or digits")] = None,
-    punctuation: Annotated[bool | None, typer.Option("--punctuation/--no-punctuation")] = None,
-    size: Annotated[int | None, typer.Option(help="image side S (28 for EMNIST-like)")] = None,
-    include_err: Annotated[bool | None, typer.Option("--include-err/--exclude-err")] = None,
-    min_score: Annotated[float | None, typer.Option(help="drop characters below this confidence")] = None,
-    boxes: Annotated[str | None, typer.Option(help="estimated, or gt:PATH/chars_gt.csv")] = None,
-    workers: Annotated[int | None, typer.Option(help="processes (0: one per core)")] = None,
-    font: Annotated[str | None, typer.Option(help="alignment font: fontpkg name or TTF path")] = None,
-    k_std: Annotated[float | None, typer.Option(help="vertical band half-height in line-ink stds")] = None,
-    strict: Annotated[bool | None, typer.Option("--strict/--lenient", help="fail on malformed rows")] = None,
+    method: Annotated[str | None, cfg_option(SegmentConfig, "method", "segmentation method")] = None,
+    classes: Annotated[str | None, cfg_option(ExportConfig, "classes", "class set")] = None,
+    punctuation: Annotated[
+        bool | None,
+        typer.Option("--punctuation/--no-punctuation", help="add 16 punctuation classes", show_default="no"),
+    ] = None,
+    size: Annotated[int | None, cfg_option(ExportConfig, "size", "image side S in pixels (28: EMNIST-like)")] = None,
+    include_err: Annotated[
+        bool | None,
+        typer.Option(
+            "--include-err/--exclude-err", help="also export words of lines IAM flags 'err'", show_default="exclude"
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None, cfg_option(ExportConfig, "min_score", "drop characters below this confidence (0..1)")
+    ] = None,
+    max_reject_share: Annotated[
+        float | None,
+        cfg_option(ExportConfig, "max_reject_share", "fail when more than this share of the word rows is rejected"),
+    ] = None,
+    boxes: Annotated[
+        str | None, typer.Option(help="estimated, or gt:PATH/chars_gt.csv", show_default="estimated")
+    ] = None,
+    workers: Annotated[
+        int | None, cfg_option(ExportConfig, "workers", "processes (0: one per CPU this process may use)")
+    ] = None,
+    font: Annotated[
+        str | None, typer.Option(help="alignment font: fontpkg name or TTF path", show_default="dancing-script")
+    ] = None,
+    k_std: Annotated[
+        float | None, cfg_option(SegmentConfig, "k_std", "vertical band half-height in line-ink stds")
+    ] = None,
+    strict: Annotated[
+        bool | None, typer.Option("--strict/--lenient", help="fail on malformed rows", show_default="lenient")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Parse, segment and export a character dataset (manifest, PNGs, packed arrays, QA pictures, card)."""
-    from iamchars.dataset.export import DatasetError, build_dataset
-    from iamchars.fonts import FontNotFoundError
-    from iamchars.iam.corpus import IAMLayoutError
-    from iamchars.iam.rejects import IAMFormatError
+    from iamchars.dataset.export import build_dataset
 
     cfg = _config(
         config,
@@ -210,6 +308,7 @@ def build_dataset_cmd(
             "export.size": size,
             "export.include_err": include_err,
             "export.min_score": min_score,
+            "export.max_reject_share": max_reject_share,
             "export.boxes": boxes,
             "export.workers": workers,
             "segment.font": font,
@@ -217,10 +316,10 @@ def build_dataset_cmd(
             "parse.strict": strict,
         },
     )
-    try:
-        summary = build_dataset(iam_root, out, cfg, progress=progress)
-    except (DatasetError, IAMLayoutError, IAMFormatError, FontNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    output_dir(out)
+    summary = build_dataset(iam_root, out, cfg, progress=progress)
+    for warning in summary["warnings"]:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     t = summary["timings"]
     rate = summary["characters"] / max(t["segment_crop_s"], 1e-9)
     typer.echo(
@@ -231,45 +330,45 @@ def build_dataset_cmd(
     typer.echo(f"card: {out / 'card.md'}   QA pictures: {out / 'qa'}")
 
 
-@app.command("evaluate-segmentation")
+@command("evaluate-segmentation")
 def evaluate_segmentation(
     gt: Annotated[Path, typer.Option(help="chars_gt.csv of a synthetic corpus")],
     manifest: Annotated[Path, typer.Option(help="manifest.parquet (or .csv) of a built dataset")],
     iam_root: Annotated[Path | None, typer.Option(help="IAM root, for the worst-cases picture")] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (default: beside the manifest)")] = None,
-    worst: Annotated[int, typer.Option(help="worst cases to draw")] = 16,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    worst: Annotated[int, typer.Option(help="worst cases to draw", min=0, max=1000)] = 16,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """IoU of estimated character boxes against true boxes, per character, with a worst-cases picture."""
-    import pandas as pd
+    from iamchars.fileio import read_table, write_json, write_png, write_table
+    from iamchars.segment.evaluate import KEY, evaluate, per_character
 
-    from iamchars.fileio import write_json, write_png, write_table
-    from iamchars.segment.evaluate import evaluate, per_character
-
-    try:
-        truth = pd.read_csv(gt, keep_default_na=False, dtype={"char": str, "word_id": str})
-        est = (
-            pd.read_parquet(manifest)
-            if manifest.suffix == ".parquet"
-            else pd.read_csv(manifest, keep_default_na=False, dtype={"char": str, "word_id": str})
+    truth = read_table(gt, [*KEY, "char", "x", "y", "w", "h"], "--gt")
+    est = read_table(manifest, [*KEY, "x", "y", "w", "h"], "--manifest")
+    shared = len(set(truth["word_id"]) & set(est["word_id"]))
+    if shared == 0:
+        raise UserError(
+            f"--gt {gt} and --manifest {manifest} share no word id: they describe different corpora (build the "
+            "dataset from the corpus whose chars_gt.csv you pass)"
         )
-    except (OSError, ValueError) as exc:
-        raise _fail(f"cannot read input: {exc}") from None
-    report = out or manifest.parent / "segeval"
+    corpus = None
+    if iam_root is not None:  # checked before anything is written
+        from iamchars.config import ParseConfig
+        from iamchars.iam.corpus import load_corpus
+
+        corpus = load_corpus(iam_root, ParseConfig(check_images=False))
+    report = output_dir(out or manifest.parent / "segeval")
     result, matched = evaluate(truth, est)
     write_json(report / "summary.json", result)
     write_table(per_character(matched), report / "per_character.csv")
-    if iam_root is not None:
-        from iamchars.config import ParseConfig
-        from iamchars.iam.corpus import load_corpus
+    if corpus is not None:
         from iamchars.segment.runner import load_line_images
         from iamchars.viz.segeval import worst_cases_picture
 
-        corpus = load_corpus(iam_root, ParseConfig(check_images=False))
         worst_rows = matched[matched["found"]].sort_values(["iou", "word_id", "char_index"])
         worst_rows = worst_rows.drop_duplicates("word_id").head(worst)  # one panel per word
         lines = corpus.lines[corpus.lines["line_id"].isin(set(worst_rows["word_id"].str.rsplit("-", n=1).str[0]))]
-        images, _ = load_line_images(iam_root, lines, set(lines["line_id"]))
+        images, _ = load_line_images(corpus.root, lines, set(lines["line_id"]))
         word_chars = matched[matched["word_id"].isin(set(worst_rows["word_id"]))]
         write_png(
             report / "worst_cases.png",
@@ -278,44 +377,54 @@ def evaluate_segmentation(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    for scope, s in result.items():
-        typer.echo(f"{scope}: {s['characters']:,} characters ({s['missing']:,} missing = IoU 0)")
+    for scope, summary in result.items():
+        typer.echo(f"{scope}: {summary['characters']:,} characters ({summary['missing']:,} missing = IoU 0)")
         typer.echo(
-            f"  mean IoU {s['mean_iou']:.3f}   IoU>=0.5 {100 * s['share_iou_ge_0.5']:.1f}%   "
-            f"IoU>=0.7 {100 * s['share_iou_ge_0.7']:.1f}%   horizontal IoU {s['mean_iou_x']:.3f}"
+            f"  mean IoU {summary['mean_iou']:.3f}   IoU>=0.5 {100 * summary['share_iou_ge_0.5']:.1f}%   "
+            f"IoU>=0.7 {100 * summary['share_iou_ge_0.7']:.1f}%   horizontal IoU {summary['mean_iou_x']:.3f}"
         )
-        if "mean_iou_by_score_quintile" in s:
-            q = ", ".join(f"{v:.2f}" for v in s["mean_iou_by_score_quintile"])
-            typer.echo(f"  score vs IoU: Spearman {s['score_iou_spearman']:.2f}; mean IoU by score quintile: {q}")
+        if "mean_iou_by_score_quintile" in summary:
+            q = ", ".join(f"{v:.2f}" for v in summary["mean_iou_by_score_quintile"])
+            typer.echo(f"  score vs IoU: Spearman {summary['score_iou_spearman']:.2f}; mean IoU by score quintile: {q}")
     typer.echo(f"report: {report}")
 
 
-@app.command()
+@command()
 def train(
     data: Annotated[Path, typer.Option(help="dataset folder from build-dataset")] = Path("data/processed/iam"),
     out: Annotated[Path, typer.Option(help="run folder (checkpoints, metrics, plots)")] = Path("data/runs/default"),
-    model: Annotated[str | None, typer.Option(help="lenet5, vgg or resnet")] = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    lr: Annotated[float | None, typer.Option()] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd (Nesterov)")] = None,
-    schedule: Annotated[str | None, typer.Option(help="onecycle or cosine")] = None,
-    ema: Annotated[float | None, typer.Option(help="EMA decay of the weights (0: off)")] = None,
-    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    patience: Annotated[int | None, typer.Option(help="early stopping patience in epochs (0: off)")] = None,
+    model: Annotated[str | None, typer.Option(help="lenet5, vgg or resnet", show_default="resnet")] = None,
+    epochs: Annotated[int | None, cfg_option(TrainConfig, "epochs", "passes over the training set")] = None,
+    batch_size: Annotated[int | None, cfg_option(TrainConfig, "batch_size", "images per step")] = None,
+    lr: Annotated[float | None, cfg_option(TrainConfig, "lr", "peak learning rate")] = None,
+    optimizer: Annotated[str | None, cfg_option(TrainConfig, "optimizer", "optimiser (sgd: Nesterov)")] = None,
+    schedule: Annotated[str | None, cfg_option(TrainConfig, "schedule", "learning-rate schedule")] = None,
+    ema: Annotated[float | None, cfg_option(TrainConfig, "ema", "EMA decay of the weights (0: off)")] = None,
+    compile_model: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the model (GPU speed)", show_default="no"),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...", show_default="auto")] = None,
+    seed: Annotated[int | None, cfg_option(TrainConfig, "seed", "random seed (same seed, same run on a CPU)")] = None,
+    patience: Annotated[
+        int | None, cfg_option(TrainConfig, "patience", "early stopping patience in epochs (0: off)")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use; 1 on a busy machine)"),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
+    force: Annotated[bool, typer.Option(help="replace a run already in OUT")] = False,
     plots: Annotated[bool, typer.Option(help="save the pictures under OUT/plots")] = True,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Train a CNN on the packed arrays (GPU when there is one), with checkpoints, metrics and plots."""
-    from iamchars.train.data import DataError, load_dataset
-    from iamchars.train.engine import TrainingDiverged, pick_device
+    from iamchars.train.data import load_dataset
+    from iamchars.train.engine import pick_device
     from iamchars.train.engine import train as run_train
-    from iamchars.train.models import build_model, summary
+    from iamchars.train.models import MODELS, build_model, summary
     from iamchars.train.plots import write_all
 
     cfg = _config(
@@ -333,27 +442,34 @@ def train(
             "train.device": device,
             "train.seed": seed,
             "train.patience": patience,
+            "train.threads": threads,
         },
     ).train
-    try:
-        dev = pick_device(cfg.device)
-        dataset = load_dataset(data, dev)
-    except (DataError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+    if cfg.model not in MODELS:
+        raise _fail(f"--model {cfg.model!r}: choose one of {', '.join(MODELS)}", 2)
+    if resume and force:
+        raise _fail("--resume and --force contradict each other: continue the run, or replace it", 2)
+    output_dir(out)
+    dev = pick_device(cfg.device)
+    dataset = load_dataset(data, dev)
     if len(dataset.train) < cfg.batch_size or len(dataset.val) == 0:
-        raise _fail(
+        raise UserError(
             f"{data}: {len(dataset.train)} training / {len(dataset.val)} validation images; need at least "
-            f"one batch ({cfg.batch_size}) to train and some to validate"
+            f"one batch ({cfg.batch_size}, see --batch-size) to train and some to validate"
+        )
+    present = int(dataset.train.labels.unique().numel())
+    if present < 2:
+        typer.secho(
+            f"warning: {data}: the training split holds {present} class; the model can only learn to answer it",
+            fg=typer.colors.YELLOW,
+            err=True,
         )
     typer.echo(
         f"device: {dev}; train {len(dataset.train):,} / val {len(dataset.val):,} / "
         f"test {len(dataset.test):,} images of {dataset.size}x{dataset.size}, {dataset.num_classes} classes"
     )
     typer.echo(summary(build_model(cfg.model, dataset.num_classes, dataset.size), dataset.size))
-    try:
-        result = run_train(dataset, out, cfg, resume=resume, progress=progress, log=typer.echo)
-    except (TrainingDiverged, FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    result = run_train(dataset, out, cfg, resume=resume, progress=progress, log=typer.echo, force=force)
     metrics = result["metrics"]
     test = metrics["test"]
     if plots:
@@ -379,34 +495,33 @@ def train(
     )
 
 
-@app.command()
+@command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train (best.pt or last.pt)")],
     data: Annotated[Path, typer.Option(help="a dataset folder with the same class set")],
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
-    device: Annotated[str, typer.Option()] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     out: Annotated[
         Path | None, typer.Option(help="write metrics JSON here (and per-image predictions beside it)")
     ] = None,
 ) -> None:
     """Top-1/top-5 and per-class precision/recall of a checkpoint on a dataset split."""
     from iamchars.fileio import write_json, write_table
-    from iamchars.train.data import DataError, load_dataset
+    from iamchars.train.data import load_dataset
     from iamchars.train.engine import evaluate_split, model_from_checkpoint, pick_device
 
+    if split not in ("train", "val", "test"):
+        raise _fail(f"--split must be train, val or test, got {split!r}", 2)
+    if out is not None:
+        output_file(out)
     dev = pick_device(device)
-    try:
-        model, ckpt = model_from_checkpoint(checkpoint, dev)
-        dataset = load_dataset(data, dev)
-    except (DataError, FileNotFoundError) as exc:
-        raise _fail(str(exc)) from None
+    model, ckpt = model_from_checkpoint(checkpoint, dev)
+    dataset = load_dataset(data, dev)
     if dataset.class_chars != [c["char"] for c in ckpt["classes"]["classes"]]:
-        raise _fail(
+        raise UserError(
             f"{data}: class set {dataset.classes['class_set']} differs from the checkpoint's "
             f"{ckpt['classes']['class_set']}"
         )
-    if split not in ("train", "val", "test"):
-        raise _fail(f"--split must be train, val or test, got {split!r}")
     part = getattr(dataset, split)
     metrics, logits = evaluate_split(model, part, dataset.class_chars)
     if out is not None:
@@ -436,59 +551,91 @@ def evaluate(
     typer.echo("lowest recall: " + ", ".join(f"{ch!r} {r:.2f}" for r, ch in worst))
 
 
-@app.command()
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm")
+
+
+def expand_images(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for every image file under it (sorted)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise UserError(f"{path}: folder holds no image ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+@command()
 def predict(
     checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
-    images: Annotated[list[Path], typer.Argument(help="character images (any size, any polarity)")],
-    top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show")] = 5,
-    device: Annotated[str, typer.Option()] = "auto",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    images: Annotated[list[Path], typer.Argument(help="character images or folders of them (any size, polarity)")],
+    top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show", min=1, max=1000)] = 5,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Top-k classes with probabilities for each image."""
+    """Top-k classes with probabilities for each image; unreadable images are listed, the rest predicted."""
     import numpy as np
 
     from iamchars.fileio import read_gray
     from iamchars.train.engine import model_from_checkpoint, pick_device
     from iamchars.train.inference import prepare_image, top_k
 
-    try:
-        model, ckpt = model_from_checkpoint(checkpoint, pick_device(device))
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from None
+    model, ckpt = model_from_checkpoint(checkpoint, pick_device(device))
     size = int(ckpt["image_size"])
-    try:
-        batch = np.stack([prepare_image(read_gray(p), size) for p in images])
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    results = top_k(model, batch, [c["char"] for c in ckpt["classes"]["classes"]], top)
+    good: list[Path] = []
+    prepared: list[np.ndarray] = []
+    bad: list[str] = []
+    for path in expand_images(images):
+        try:
+            prepared.append(prepare_image(read_gray(path), size))
+            good.append(path)
+        except ValueError as exc:
+            bad.append(str(exc))
+    results = top_k(model, np.stack(prepared), [c["char"] for c in ckpt["classes"]["classes"]], top) if good else []
     if as_json:
         typer.echo(
             json.dumps(
                 [
                     {"image": str(p), "top": [{"char": c, "p": v} for c, v in r]}
-                    for p, r in zip(images, results, strict=True)
+                    for p, r in zip(good, results, strict=True)
                 ],
                 indent=2,
             )
         )
-        return
-    for path, ranked in zip(images, results, strict=True):
-        typer.echo(f"{path}: " + "  ".join(f"{c!r} {v:.3f}" for c, v in ranked))
+    else:
+        for path, ranked in zip(good, results, strict=True):
+            typer.echo(f"{path}: " + "  ".join(f"{c!r} {v:.3f}" for c, v in ranked))
+    for reason in bad:
+        typer.secho(f"skipped: {reason}", fg=typer.colors.YELLOW, err=True)
+    if bad:
+        raise _fail(f"{len(bad)} of {len(bad) + len(good)} images could not be read (listed above)")
 
 
-@app.command("export-model")
+@command("export-model")
 def export_model_cmd(
     checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
     out: Annotated[Path, typer.Option(help="output file (.pt2 or .onnx)")],
     fmt: Annotated[str, typer.Option("--format", help="pt2 (torch.export) or onnx")] = "pt2",
 ) -> None:
     """Export a trained model for deployment (input: N x 1 x S x S floats in [0, 1], white ink on black)."""
+    import torch
+
     from iamchars.train.engine import model_from_checkpoint
     from iamchars.train.inference import export_model
 
+    if fmt not in ("pt2", "onnx"):
+        raise _fail(f"--format must be pt2 or onnx, got {fmt!r}", 2)
+    output_file(out)
+    model, ckpt = model_from_checkpoint(checkpoint, torch.device("cpu"))
     try:
-        model, ckpt = model_from_checkpoint(checkpoint, __import__("torch").device("cpu"))
         export_model(model, int(ckpt["image_size"]), out, fmt)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(str(exc)) from None
     typer.echo(f"exported {fmt} model to {out}")
+
+
+if __name__ == "__main__":
+    app()

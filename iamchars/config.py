@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iamchars.errors import UserError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -39,16 +41,29 @@ WRITER_FONTS = (
 segmentation aligns with, and a writer in that font would let alignment grade its own handwriting."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or override that cannot be used; the message names the file and key."""
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None, shapes_output: bool = True) -> Any:
+    """A numeric field with its allowed range, checked when a config is loaded and shown in `--help`.
+
+    `shapes_output=False` marks a field (a worker count) that cannot change a stage's results, so changing it
+    does not invalidate cached work (see `PipelineConfig.digest`)."""
+    return field(default=default, metadata={"min": lo, "max": hi, "shapes_output": shapes_output})
+
+
+def one_of(default: str, *choices: str) -> Any:
+    """A text field with its allowed values."""
+    return field(default=default, metadata={"choices": (default, *choices)})
 
 
 @dataclass
 class SplitConfig:
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     """train/val/test shares of writers when no IAM task files are present."""
-    seed: int = 0
-    unlisted: str = "hash"
+    seed: int = bounded(0, 0)
+    unlisted: str = one_of("hash", "exclude")
     """Writers absent from IAM's task files: "hash" (deterministic writer split) or "exclude"."""
 
 
@@ -57,87 +72,90 @@ class ParseConfig:
     strict: bool = False
     """Raise on the first malformed row instead of skipping it into the rejects report."""
     check_images: bool = True
-    """Open every line/word image header to check it exists and matches its box size."""
+    """Check every line/word image: it exists, is a complete PNG (up to its end chunk) and matches its box."""
 
 
 @dataclass
 class SynthConfig:
-    forms: int = 24
-    lines_per_form: int = 8
-    seed: int = 0
+    forms: int = bounded(24, 1, 100_000)
+    lines_per_form: int = bounded(8, 1, 40)
+    seed: int = bounded(0, 0)
     fonts: list[str] = field(default_factory=lambda: list(WRITER_FONTS))
-    forms_per_writer: int = 2
-    err_rate: float = 0.05
+    forms_per_writer: int = bounded(2, 1, 1000)
+    err_rate: float = bounded(0.05, 0.0, 1.0)
     """Share of lines flagged `err`; one word of such a line gets a truncated box, as IAM's errors do."""
-    workers: int = 0
-    """Worker processes (0: one per CPU core)."""
+    workers: int = bounded(0, 0, 512, shapes_output=False)
+    """Worker processes (0: one per CPU this process may use)."""
 
 
 @dataclass
 class SegmentConfig:
-    method: str = "refined"
+    method: str = one_of("refined", "seed")
     """"seed" (line-statistics band + linear font alignment) or "refined" (the measured default)."""
-    k_std: float = 1.5
+    k_std: float = bounded(1.5, 0.1, 10.0)
     """Vertical band half-height in line-ink standard deviations."""
     font: str = "dancing-script"
     """fontpkg name or a path to any TTF/OTF file."""
-    font_size: int = 64
-    slant_max_deg: float = 40.0
-    slant_steps: int = 9
-    snap_window: float = 0.35
+    font_size: int = bounded(64, 16, 256)
+    slant_max_deg: float = bounded(40.0, 0.0, 60.0)
+    slant_steps: int = bounded(9, 1, 181)
+    snap_window: float = bounded(0.35, 0.0, 2.0)
     """How far (in mean character widths) a cut may move to reach a projection minimum."""
-    ink_threshold: int = 0
+    ink_threshold: int = bounded(0, 0, 255)
     """Grey level under which a pixel is ink; 0 takes Otsu's threshold of each line."""
-    min_ink_pixels: int = 2
-    guide_k: float = 4.0
+    min_ink_pixels: int = bounded(2, 1, 10_000)
+    guide_k: float = bounded(4.0, 0.5, 20.0)
     """Refined boxes never reach beyond mean +- guide_k * std of the line ink (stray strokes of other lines)."""
     snap: bool = True
     """Anchor cuts in gaps of the ink, then move each cut to a nearby minimum of the column ink profile."""
-    gap_reach: float = 0.75
+    gap_reach: float = bounded(0.75, 0.0, 5.0)
     """How far (in mean character widths) a gap in the ink may pull a predicted cut."""
     deslant: bool = True
 
 
 @dataclass
 class ExportConfig:
-    size: int = 32
-    classes: str = "byclass"
+    size: int = bounded(32, 16, 256)
+    classes: str = one_of("byclass", "bymerge", "letters", "digits")
     """byclass (62), bymerge (47), letters (26, case-folded), digits (10)."""
     punctuation: bool = False
     include_err: bool = False
-    min_score: float = 0.0
+    min_score: float = bounded(0.0, 0.0, 1.0)
     boxes: str = "estimated"
     """"estimated" (segmentation) or "gt:PATH/chars_gt.csv" (true boxes of a synthetic corpus)."""
-    workers: int = 0
+    workers: int = bounded(0, 0, 512, shapes_output=False)
+    """Worker processes (0: one per CPU this process may use)."""
     write_png: bool = True
-    qa_lines: int = 6
-    qa_per_class: int = 48
+    qa_lines: int = bounded(6, 0, 1000)
+    qa_per_class: int = bounded(48, 1, 10_000)
+    max_reject_share: float = bounded(0.5, 0.0, 1.0)
+    """A run that rejects more than this share of its word rows fails (the rejects report is still written)."""
 
 
 @dataclass
 class TrainConfig:
     model: str = "resnet"
-    epochs: int = 12
-    batch_size: int = 256
-    optimizer: str = "adamw"
-    lr: float = 3e-3
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    schedule: str = "onecycle"
-    label_smoothing: float = 0.1
+    epochs: int = bounded(12, 1, 10_000)
+    batch_size: int = bounded(256, 1, 1 << 20)
+    optimizer: str = one_of("adamw", "sgd")
+    lr: float = bounded(3e-3, 1e-8, 10.0)
+    weight_decay: float = bounded(5e-4, 0.0, 1.0)
+    momentum: float = bounded(0.9, 0.0, 0.9999)
+    schedule: str = one_of("onecycle", "cosine")
+    label_smoothing: float = bounded(0.1, 0.0, 0.9)
     augment: bool = True
-    ema: float = 0.0
+    ema: float = bounded(0.0, 0.0, 0.99999)
     """EMA decay of the weights (0 disables)."""
     compile: bool = False
     amp: bool = True
     """bf16 autocast on CUDA (ignored on the CPU)."""
     channels_last: bool = True
     device: str = "auto"
-    seed: int = 0
-    patience: int = 0
+    seed: int = bounded(0, 0)
+    patience: int = bounded(0, 0, 10_000)
     """Early stopping after this many epochs without a better validation accuracy (0 disables)."""
-    threads: int = 0
-    """CPU threads for torch (0: torch's default)."""
+    threads: int = bounded(0, 0, 1024)
+    """CPU threads for torch (0: one per CPU this process may use, see `iamchars.parallel.usable_cpus`)."""
 
 
 @dataclass
@@ -154,8 +172,16 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
     def digest(self, *sections: str) -> str:
-        """A short stable hash of the named sections, used to tell whether cached work is still valid."""
-        payload = {s: dataclasses.asdict(getattr(self, s)) for s in sections}
+        """A short stable hash of the named sections, used to tell whether cached work is still valid; fields
+        that cannot change the results (worker counts) are left out."""
+        payload = {
+            s: {
+                f.name: getattr(getattr(self, s), f.name)
+                for f in dataclasses.fields(getattr(self, s))
+                if f.metadata.get("shapes_output", True)
+            }
+            for s in sections
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -210,6 +236,38 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return dotted.strip().split("."), value
 
 
+def field_limits(section: Any, key: str) -> dict[str, Any]:
+    """The declared range (`min`, `max`) or `choices` of a config field, for validation and for `--help`."""
+    spec = {f.name: f for f in dataclasses.fields(section)}[key]
+    return {k: v for k, v in spec.metadata.items() if k in ("min", "max", "choices") and v is not None}
+
+
+def default_of(section: type, key: str) -> Any:
+    """A field's default value, as `--help` shows it."""
+    return getattr(section(), key)
+
+
+def validate(cfg: PipelineConfig) -> None:
+    """Every value inside its declared range or choices; the message names the key and the allowed values."""
+    for section_field in dataclasses.fields(cfg):
+        section = getattr(cfg, section_field.name)
+        if not dataclasses.is_dataclass(section):
+            continue
+        for spec in dataclasses.fields(section):
+            value = getattr(section, spec.name)
+            where = f"{section_field.name}.{spec.name} = {value!r}"
+            lo, hi, choices = (spec.metadata.get(k) for k in ("min", "max", "choices"))
+            if lo is not None and value < lo:
+                raise ConfigError(f"{where}: must be >= {lo}")
+            if hi is not None and value > hi:
+                raise ConfigError(f"{where}: must be <= {hi}")
+            if choices is not None and value not in choices:
+                raise ConfigError(f"{where}: must be one of {', '.join(choices)}")
+    ratios = cfg.split.ratios
+    if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
+        raise ConfigError(f"split.ratios = {ratios!r}: must be three non-negative train/val/test shares")
+
+
 def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineConfig:
     """Defaults, then the TOML file, then `section.key=value` overrides, in that order."""
     cfg = PipelineConfig()
@@ -227,4 +285,5 @@ def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) 
         for key in reversed(keys[:-1]):
             nested = {key: nested}
         _merge(cfg, nested, f"override {text!r}")
+    validate(cfg)
     return cfg

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from iamchars.errors import UserError
 
-class FontNotFoundError(FileNotFoundError):
+
+class FontNotFoundError(UserError, FileNotFoundError):
     pass
 
 

@@ -169,18 +169,31 @@ def test_a_killed_run_resumes_where_it_stopped(
     summary = _build(synth_corpus, out)
     assert summary["timings"]["forms_resumed"] == 3
     assert (out / "manifest.parquet").read_bytes() == (built / "manifest.parquet").read_bytes()
-    # a changed input or parameter invalidates the finished forms instead of mixing two runs
+    assert not (out / ".work").exists()  # a finished run cleans its working files
+    # a changed input or parameter invalidates the finished forms of a killed run instead of mixing two runs
     copy = tmp_path / "iam"
     shutil.copytree(synth_corpus, copy)
+
+    def killed_run(root: Path, *overrides: str) -> None:
+        done.clear()
+        monkeypatch.setattr(export, "process_form", dies_on_the_fourth_form)
+        with pytest.raises(KeyboardInterrupt):
+            _build(root, out, *overrides)
+        monkeypatch.setattr(export, "process_form", real)
+
+    killed_run(synth_corpus)
     assert _build(copy, out)["timings"]["forms_resumed"] == 0  # another root
-    assert _build(copy, out)["timings"]["forms_resumed"] == len(list((out / ".work" / "forms").glob("*.npz")))
+    killed_run(copy)
     with open(copy / "ascii" / "words.txt", "a") as handle:
         handle.write("# edited\n")
     assert _build(copy, out)["timings"]["forms_resumed"] == 0
+    killed_run(synth_corpus)
     summary = _build(synth_corpus, out, "export.size=28")
     assert summary["timings"]["forms_resumed"] == 0
     with np.load(out / "arrays" / "train.npz") as data:
         assert data["images"].shape[1:] == (28, 28)
+    killed_run(synth_corpus)
+    assert _build(synth_corpus, out)["timings"]["forms_resumed"] == 3  # same input and parameters: resumed
 
 
 def test_corrupted_images_are_listed_in_rejects_and_the_run_goes_on(synth_corpus: Path, tmp_path: Path) -> None:
@@ -234,4 +247,4 @@ def test_bad_box_source_is_a_clear_error(synth_corpus: Path, tmp_path: Path) -> 
             "gt:/nonexistent/chars_gt.csv",
         ],
     )
-    assert result.exit_code == 1 and "true-box file not found" in result.output
+    assert result.exit_code == 1 and "true-box file /nonexistent/chars_gt.csv: file not found" in result.output

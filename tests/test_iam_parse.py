@@ -112,8 +112,12 @@ def test_validation_and_rejects_on_tiny_tree(tiny_iam: Path, tmp_path: Path) -> 
     assert rej["x01-000-00-02"] == "word box outside its line box"
     assert rej["x01-000-00-01"] == "image is 5x5, box says 60x40"
     assert rej["x02-000-00"] == "image missing"
-    valid = corpus.words.set_index("word_id")["valid"]
-    assert not valid["x01-000-00-02"] and not valid["x01-000-00-01"] and valid["x01-000-00-00"]
+    words = corpus.words.set_index("word_id")
+    assert not words.loc["x01-000-00-02", "valid"] and words.loc["x01-000-00-00", "valid"]
+    # a broken word image does not matter while its line image is fine; a missing line image does while the
+    # word image is broken too
+    assert words.loc["x01-000-00-01", "valid"] and not words.loc["x01-000-00-01", "image_ok"]
+    assert not words.loc["x02-000-00-00", "line_image_ok"] and words.loc["x02-000-00-00", "image_ok"]
     assert len(corpus.words) == 8  # counts stay those of the files
     report = tmp_path / "rejects.csv"
     result = runner.invoke(app, ["info", "--iam-root", str(tiny_iam), "--rejects", str(report)])
@@ -196,3 +200,39 @@ def test_xml_forms_give_writer_lines_and_words() -> None:
 def test_split_ratios_are_configurable(tiny_iam: Path) -> None:
     corpus = load_corpus(tiny_iam, split=SplitConfig(ratios=[0.0, 0.0, 1.0]))
     assert set(corpus.forms["split"]) == {"test"}
+
+
+def test_text_files_are_decoded_line_by_line_strictly() -> None:
+    from iamchars.iam.parse import decode_lines
+    from iamchars.iam.rejects import Rejects
+
+    rejects = Rejects()
+    data = b"\xef\xbb\xbf# header\r\nw-00 ok fine\nw-01 ok caf\xe9\nw-02 ok \xc3\xa9t\xc3\xa9\n"
+    bad = data.index(b"caf\xe9") + 3
+    lines = decode_lines(data, "ascii/words.txt", rejects)
+    assert lines == ["# header\r", "w-00 ok fine", "", "w-02 ok été"]
+    assert rejects.rows == [
+        {
+            "stage": "parse",
+            "file": "ascii/words.txt",
+            "line": 3,
+            "item_id": "w-01",
+            "reason": f"not UTF-8 (byte {bad} of the file)",
+        }
+    ]
+
+
+def test_png_size_sees_truncation_without_decoding(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from iamchars.fileio import png_size
+
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), np.zeros((7, 11), np.uint8))
+    assert png_size(path) == (11, 7)
+    path.write_bytes(path.read_bytes()[:-1])
+    assert png_size(path) == "image is truncated (no PNG end chunk)"
+    path.write_bytes(b"GIF89a" + bytes(30))
+    assert png_size(path) == "image is not a PNG"
+    assert png_size(tmp_path / "none.png") == "image missing"

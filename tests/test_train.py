@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -216,3 +217,15 @@ def test_early_stopping_stops_when_validation_stalls(dataset_dir: Path, tmp_path
     train(data, tmp_path, _cfg(epochs=6, lr=0.0, patience=2), progress=False, log=messages.append)
     assert sum(m.startswith("epoch") for m in messages) == 3  # best at epoch 1, then two without progress
     assert any(m.startswith("early stop") for m in messages)
+
+
+def test_cpu_count_respects_a_cgroup_quota(tmp_path: Path) -> None:
+    from iamchars.parallel import _cgroup_cpu_quota, resolve_workers, usable_cpus
+
+    assert _cgroup_cpu_quota(tmp_path) is None  # no cpu.max
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert _cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert _cgroup_cpu_quota(tmp_path) == 1.5
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+    assert resolve_workers(0, 1) == 1 and resolve_workers(8, 3) == 3 and resolve_workers(2, 100) == 2

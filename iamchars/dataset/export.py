@@ -12,7 +12,6 @@ import os
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,11 @@ from iamchars.dataset import qa as qa_pictures
 from iamchars.dataset.card import render_card
 from iamchars.dataset.classes import ClassSet, class_set
 from iamchars.dataset.crops import crop_box, normalize_crop, paper_and_ink_levels
-from iamchars.fileio import atomic_path, write_json, write_png, write_table, write_text
-from iamchars.iam.corpus import load_corpus
+from iamchars.errors import UserError
+from iamchars.fileio import atomic_path, read_table, write_json, write_png, write_table, write_text
+from iamchars.iam.corpus import IAMCorpus, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
+from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.segment.runner import boxes_table, load_line_images, segment_form
 
 MANIFEST_COLUMNS = [
@@ -56,7 +57,7 @@ MANIFEST_COLUMNS = [
 SPLITS = ("train", "val", "test")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     pass
 
 
@@ -222,13 +223,7 @@ def _read_gt(spec: str) -> tuple[pd.DataFrame | None, str]:
         return None, "estimated"
     if not spec.startswith("gt:"):
         raise DatasetError(f"export.boxes must be 'estimated' or 'gt:PATH/chars_gt.csv', got {spec!r}")
-    path = Path(spec[3:])
-    if not path.is_file():
-        raise DatasetError(f"{path}: true-box file not found")
-    gt = pd.read_csv(path, keep_default_na=False, dtype={"char": str, "word_id": str})
-    missing = {"word_id", "char_index", "char", "x", "y", "w", "h"} - set(gt.columns)
-    if missing:
-        raise DatasetError(f"{path}: missing columns {sorted(missing)}")
+    gt = read_table(Path(spec[3:]), ["word_id", "char_index", "char", "x", "y", "w", "h"], "true-box file")
     return gt, "gt"
 
 
@@ -256,17 +251,51 @@ def _prepare_work(out: Path, digest: str) -> None:
         write_json(state_path, {"digest": digest, "version": __version__})
 
 
+def _usable_words(corpus: IAMCorpus, include_err: bool) -> pd.DataFrame:
+    words = corpus.words[corpus.words["valid"] & corpus.words["split"].isin(SPLITS)]
+    return words if include_err else words[words["flag"] == "ok"]
+
+
+def _check_input(corpus: IAMCorpus, words: pd.DataFrame, out: Path, cfg: PipelineConfig) -> None:
+    """Fail before any work when nothing can be exported, or when too much of the input was rejected."""
+    rows = corpus.input_word_rows
+    rejected = rows - int(corpus.words["valid"].sum())
+    if len(words) and rejected <= cfg.export.max_reject_share * rows:
+        return
+    write_table(corpus.rejects, out / "rejects.csv")
+    reasons = "; ".join(f"{n:,} x {why}" for why, n in corpus.rejects["reason"].value_counts().head(2).items())
+    see = f"see {out / 'rejects.csv'}"
+    if len(words):
+        raise DatasetError(
+            f"{corpus.root}: {rejected:,} of {rows:,} word rows rejected, more than --max-reject-share "
+            f"{cfg.export.max_reject_share} ({reasons}); {see}, fix the input or raise the limit"
+        )
+    if corpus.warnings:
+        why = "; ".join(corpus.warnings)
+    elif rejected:
+        why = f"{rejected:,} of {rows:,} word rows rejected ({reasons}), the rest unusable; {see}"
+    elif not rows:
+        why = "the words file holds no word row"
+    elif not cfg.export.include_err:
+        why = "no word flagged 'ok' in the train/val/test splits (--include-err also takes IAM's 'err' lines)"
+    else:
+        why = "no word in the train/val/test splits (see split.unlisted)"
+    raise DatasetError(f"{corpus.root}: nothing to export: {why}")
+
+
 def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
-    """The whole stage; returns the summary that the card and the CLI report."""
+    """The whole stage; returns the summary that the card and the CLI report.
+
+    A run that would export nothing, or that rejects more than `export.max_reject_share` of its word rows,
+    raises DatasetError (after writing rejects.csv) instead of succeeding with an empty or thin dataset."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     classes = class_set(cfg.export.classes, cfg.export.punctuation)
     gt, source_kind = _read_gt(cfg.export.boxes)
     corpus = load_corpus(root, cfg.parse, cfg.split)
     timings["parse_s"] = time.perf_counter() - t0
-    words = corpus.words[corpus.words["valid"] & corpus.words["split"].isin(SPLITS)]
-    if not cfg.export.include_err:
-        words = words[words["flag"] == "ok"]
+    words = _usable_words(corpus, cfg.export.include_err)
+    _check_input(corpus, words, out, cfg)
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
     source = "gt" if source_kind == "gt" else f"estimated:{cfg.segment.method}"
     digest = "|".join(
@@ -304,28 +333,22 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     t1 = time.perf_counter()
     expected = int(words[words["form_id"].isin(set(todo))]["text"].str.len().sum())
     bar = tqdm(total=expected, unit="char", desc="build-dataset", disable=not progress, smoothing=0.1)
-    workers = min(cfg.export.workers or os.cpu_count() or 1, max(1, len(jobs)))
     chars_per_form = words.assign(n=words["text"].str.len()).groupby("form_id")["n"].sum()
-    if workers == 1:
-        for job in jobs:
-            process_form(job)
-            bar.update(int(chars_per_form[job.form_id]))
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for result in pool.map(process_form, jobs, chunksize=1):
-                bar.update(int(chars_per_form[result["form_id"]]))
-    bar.close()
+    with bar:
+        for result in ordered_map(process_form, jobs, resolve_workers(cfg.export.workers, len(jobs))):
+            bar.update(int(chars_per_form[result["form_id"]]))
     timings["segment_crop_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    manifest, crops, summary = _merge(out, form_ids, classes, corpus.rejects, cfg)
+    manifest, crops, summary = _merge(out, form_ids, classes, corpus, words, cfg)
     timings["merge_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     _write_qa(out, Path(root), lines, manifest, crops, classes, cfg)
     timings["qa_s"] = time.perf_counter() - t3
     timings["forms_resumed"] = float(len(form_ids) - len(todo))
     timings["total_s"] = time.perf_counter() - t0
-    summary.update(timings=timings, source=source, config=cfg.to_dict(), root=str(root))
+    summary.update(timings=timings, source=source, config=cfg.to_dict(), root=str(root), warnings=corpus.warnings)
     write_text(out / "card.md", render_card(summary, classes))
+    shutil.rmtree(out / ".work", ignore_errors=True)  # finished: the shards are in the manifest and arrays now
     return summary
 
 
@@ -350,13 +373,16 @@ def _write_qa(
     write_png(qa / "overlays.png", qa_pictures.overlays(images, picked, manifest))
     write_png(qa / "overview.png", qa_pictures.overview(manifest, crops, classes))
     write_png(qa / "lowest_confidence.png", qa_pictures.lowest_confidence(manifest, crops))
+    shutil.rmtree(qa / "classes", ignore_errors=True)  # a rebuild with another class set leaves no stale sheet
     for folder, sheet in qa_pictures.class_sheets(manifest, crops, classes, cfg.export.qa_per_class).items():
         write_png(qa / "classes" / f"{folder}.png", sheet)
 
 
 def _merge(
-    out: Path, form_ids: list[str], classes: ClassSet, parse_rejects: pd.DataFrame, cfg: PipelineConfig
+    out: Path, form_ids: list[str], classes: ClassSet, corpus: IAMCorpus, words: pd.DataFrame, cfg: PipelineConfig
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """Join the form shards into the manifest, arrays, classes.json and rejects.csv; a run that exported no
+    character, or lost too many words to unreadable images, raises DatasetError before writing them."""
     rows: list[list[Any]] = []
     crops: list[np.ndarray] = []
     rejects: list[dict[str, Any]] = []
@@ -383,6 +409,23 @@ def _merge(
         }
     )
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
+    all_rejects = pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
+    write_table(all_rejects, out / "rejects.csv")
+    bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}
+    lost = int(corpus.input_word_rows - corpus.words["valid"].sum() + words["line_id"].isin(bad_lines).sum())
+    if lost > cfg.export.max_reject_share * corpus.input_word_rows:
+        raise DatasetError(
+            f"{corpus.root}: {lost:,} of {corpus.input_word_rows:,} word rows rejected, more than "
+            f"--max-reject-share {cfg.export.max_reject_share}; see {out / 'rejects.csv'}"
+        )
+    if manifest.empty:
+        why = [f"{sum(excluded.values()):,} outside the class set {classes.name}"] if excluded else []
+        why += [f"{below:,} below --min-score {cfg.export.min_score}"] if below else []
+        why += [f"{len(rejects):,} rejected"] if rejects else []
+        raise DatasetError(
+            f"{corpus.root}: 0 characters exported of {seen:,} ({', '.join(why) or 'no word held a character'}); "
+            f"nothing written but {out / 'rejects.csv'}"
+        )
     write_table(manifest, out / "manifest.parquet")
     write_table(manifest, out / "manifest.csv")
     for split in SPLITS:
@@ -402,8 +445,6 @@ def _merge(
             "polarity": "white ink (255) on black background (0)",
         },
     )
-    all_rejects = pd.concat([parse_rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
-    write_table(all_rejects, out / "rejects.csv")
     counts = (
         manifest.groupby(["label", "split"]).size().unstack(fill_value=0).reindex(columns=list(SPLITS), fill_value=0)
     )

@@ -14,16 +14,18 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from iamchars.errors import UserError
 
-class UnsafeArchiveError(ValueError):
+
+class UnsafeArchiveError(UserError, ValueError):
     """An archive member would write outside the target folder (or is a device file)."""
 
 
-class CorruptArchiveError(ValueError):
+class CorruptArchiveError(UserError, ValueError):
     """The archive cannot be read to its end."""
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """The disk filled up while writing; the message names the file."""
 
 

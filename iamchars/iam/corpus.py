@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from iamchars.config import ParseConfig, SplitConfig
+from iamchars.errors import UserError
 from iamchars.fileio import png_size
-from iamchars.iam.parse import drop_duplicates, parse_forms, parse_lines, parse_words
+from iamchars.iam.parse import decode_lines, drop_duplicates, parse_forms, parse_lines, parse_words
 from iamchars.iam.rejects import Rejects
 from iamchars.iam.splits import TASK_FILES, assign_form_splits
 from iamchars.iam.xml import parse_xml_forms
@@ -17,7 +19,7 @@ from iamchars.iam.xml import parse_xml_forms
 SPLIT_DIRS = ("split", "task")
 
 
-class IAMLayoutError(FileNotFoundError):
+class IAMLayoutError(UserError, FileNotFoundError):
     """The folder does not look like an IAM root."""
 
 
@@ -29,6 +31,10 @@ class IAMCorpus:
     words: pd.DataFrame
     rejects: pd.DataFrame
     split_stats: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What is missing from the root as a whole (a file or folder), said once instead of once per row."""
+    input_word_rows: int = 0
+    """Word rows in the input (parsed or rejected), the base of the rejected share."""
 
     def line_image(self, line_id: str) -> Path:
         return image_path(self.root, "lines", line_id)
@@ -40,8 +46,9 @@ def image_path(root: Path, kind: str, item_id: str) -> Path:
     return root / kind / parts[0] / f"{parts[0]}-{parts[1]}" / f"{item_id}.png"
 
 
-def _read_lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+def _parse_ascii(ascii_dir: Path, name: str, parser: Callable[..., pd.DataFrame], rejects: Rejects) -> pd.DataFrame:
+    source = f"ascii/{name}"
+    return parser(decode_lines((ascii_dir / name).read_bytes(), source, rejects), source, rejects)
 
 
 def find_task_files(root: Path) -> dict[str, list[str]]:
@@ -52,7 +59,8 @@ def find_task_files(root: Path) -> dict[str, list[str]]:
             continue
         for name, split in TASK_FILES.items():
             for path in sorted(folder.rglob(name)):
-                ids = [ln.strip() for ln in _read_lines(path) if ln.strip() and not ln.startswith("#")]
+                text = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+                ids = [ln.strip() for ln in text if ln.strip() and not ln.startswith("#")]
                 task.setdefault(split, []).extend(ids)
     return task
 
@@ -88,22 +96,28 @@ def validate(
     for item in words.loc[bad_box, "word_id"]:
         rejects.add("validate", "ascii/words.txt", None, str(item), "word box outside its line box")
     words["valid"] = words["valid"].to_numpy() & has_line.to_numpy() & ~bad_box
-    if check_images:
-        lines["valid"] = _check_images(root, "lines", lines, "line_id", rejects) & lines["valid"]
-        words["valid"] = _check_images(root, "words", words, "word_id", rejects) & words["valid"]
+    lines["image_ok"] = _check_images(root, "lines", lines, "line_id", rejects) if check_images else True
+    lines["valid"] = lines["valid"] & lines["image_ok"]
+    line_ok = lines.set_index("line_id")["valid"]
+    words["line_image_ok"] = words["line_id"].map(line_ok).fillna(False).astype(bool)
+    words["image_ok"] = _check_images(root, "words", words, "word_id", rejects) if check_images else True
+    words["valid"] = words["valid"] & (words["line_image_ok"] | words["image_ok"])
     return lines, words
 
 
 def _check_images(root: Path, kind: str, table: pd.DataFrame, key: str, rejects: Rejects) -> pd.Series:
+    """Which images are complete PNGs of their box's size. A kind whose folder is absent altogether (only
+    lines.tgz or only words.tgz downloaded) is all False without a reject per item: `layout_warnings` says it
+    once."""
+    if not (root / kind).is_dir():
+        return pd.Series(False, index=table.index, dtype=bool)
     ok = []
-    folder_exists = (root / kind).is_dir()
     for item, w, h in zip(table[key], table["w"], table["h"], strict=True):
         path = image_path(root, kind, str(item))
-        size = png_size(path) if folder_exists else None
+        size = png_size(path)
         rel = str(path.relative_to(root))
-        if size is None:
-            reason = "image missing" if not path.exists() else "image is not a readable PNG"
-            rejects.add("validate", rel, None, str(item), reason)
+        if isinstance(size, str):
+            rejects.add("validate", rel, None, str(item), size)
             ok.append(False)
         elif size != (w, h):
             rejects.add("validate", rel, None, str(item), f"image is {size[0]}x{size[1]}, box says {w}x{h}")
@@ -127,22 +141,33 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
         [(str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace")) for p in xml_files],
         rejects,
     )
+    warnings: list[str] = []
     if (ascii_dir / "forms.txt").is_file():
-        forms = parse_forms(_read_lines(ascii_dir / "forms.txt"), "ascii/forms.txt", rejects)
+        forms = _parse_ascii(ascii_dir, "forms.txt", parse_forms, rejects)
         xml_writers = dict(zip(xml_forms["form_id"], xml_forms["writer_id"], strict=True))
         forms["writer_id"] = [xml_writers.get(f, w) for f, w in zip(forms["form_id"], forms["writer_id"], strict=True)]
-    else:
+    elif xml_files:
         forms = xml_forms
+        warnings.append("ascii/forms.txt is missing: writer ids come from xml/*.xml")
+    else:
+        raise IAMLayoutError(
+            f"{ascii_dir / 'forms.txt'}: missing, and no xml/*.xml either; writer ids (and so writer-disjoint "
+            "splits) come only from there: copy forms.txt from IAM's ascii.tgz into ascii/, or add xml.tgz"
+        )
     lines = (
-        parse_lines(_read_lines(ascii_dir / "lines.txt"), "ascii/lines.txt", rejects)
-        if (ascii_dir / "lines.txt").is_file()
-        else xml_lines
+        _parse_ascii(ascii_dir, "lines.txt", parse_lines, rejects) if (ascii_dir / "lines.txt").is_file() else xml_lines
     )
-    words = (
-        parse_words(_read_lines(ascii_dir / "words.txt"), "ascii/words.txt", rejects)
-        if (ascii_dir / "words.txt").is_file()
-        else xml_words
-    )
+    if (ascii_dir / "words.txt").is_file():
+        words = _parse_ascii(ascii_dir, "words.txt", parse_words, rejects)
+    else:
+        words = xml_words
+        if not xml_files:
+            warnings.append(
+                "ascii/words.txt is missing: there are no word boxes to segment (copy it from IAM's ascii.tgz)"
+            )
+    if len(words) == 0 and (ascii_dir / "words.txt").is_file():
+        warnings.append("ascii/words.txt holds no usable word row (see the rejects)")
+    input_word_rows = len(words) + sum(r["file"] == "ascii/words.txt" and r["stage"] == "parse" for r in rejects.rows)
     forms = drop_duplicates(forms, "form_id", "ascii/forms.txt", rejects)
     lines = drop_duplicates(lines, "line_id", "ascii/lines.txt", rejects)
     words = drop_duplicates(words, "word_id", "ascii/words.txt", rejects)
@@ -153,6 +178,8 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
     lines = lines[lines["form_id"].isin(known_forms)].reset_index(drop=True)
     words = words[words["form_id"].isin(known_forms)].reset_index(drop=True)
     lines, words = validate(root, lines, words, rejects, parse.check_images)
+    if parse.check_images:
+        warnings += [f"{kind}/ folder is missing: {why}" for kind, why in _missing_image_folders(root, lines, words)]
     form_split, stats = assign_form_splits(forms, find_task_files(root), split.ratios, split.seed, split.unlisted)
     forms = forms.assign(split=forms["form_id"].map(form_split).astype("string"))
     writer = forms.set_index("form_id")["writer_id"]
@@ -164,4 +191,13 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
         )
 
     lines, words = with_writer_and_split(lines), with_writer_and_split(words)
-    return IAMCorpus(root, forms, lines, words, rejects.frame(), stats)
+    return IAMCorpus(root, forms, lines, words, rejects.frame(), stats, warnings, input_word_rows)
+
+
+def _missing_image_folders(root: Path, lines: pd.DataFrame, words: pd.DataFrame) -> list[tuple[str, str]]:
+    out = []
+    if len(lines) and not (root / "lines").is_dir():
+        out.append(("lines", "the segmentation needs the line images: extract lines.tgz here"))
+    if len(words) and not (root / "words").is_dir() and not (root / "lines").is_dir():
+        out.append(("words", "no images at all: extract lines.tgz or words.tgz here"))
+    return out

@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from iamchars.errors import UserError
 from iamchars.fileio import write_json
 from iamchars.iam.archives import DiskFullError, extract_archive, link_or_copy
 
@@ -56,7 +57,7 @@ IAM_RESOURCES = (
 )
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download that cannot go on; the message says what to do."""
 
 

@@ -41,6 +41,7 @@ def summarize(corpus: IAMCorpus) -> dict[str, Any]:
         "char_histogram": dict(sorted(histogram.items(), key=lambda kv: (-kv[1], kv[0]))),
         "splits": splits,
         "split_source": corpus.split_stats,
+        "warnings": list(corpus.warnings),
         "rejects": {
             "total": len(rejects),
             "by_reason": {str(k): int(v) for k, v in rejects["reason"].value_counts().items()},

@@ -53,6 +53,27 @@ WORD_COLUMNS = {
 FLAGS = ("ok", "err")
 
 
+def decode_lines(data: bytes, source: str, rejects: Rejects) -> list[str]:
+    """A text file's bytes -> its lines, each decoded as strict UTF-8 (a leading byte-order mark is dropped).
+
+    A line that is not valid UTF-8 is rejected with its line number and byte offset and becomes an empty
+    line (so later line numbers stay right): replacing the bytes with U+FFFD would invent characters."""
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    out: list[str] = []
+    offset = len(data) - len(body)
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            item = raw.split(maxsplit=1)[0].decode("ascii", "replace") if raw.strip() else ""
+            rejects.add("parse", source, number, item, f"not UTF-8 (byte {offset + exc.start} of the file)")
+            out.append("")
+        offset += len(raw) + 1
+    if out and out[-1] == "":
+        out.pop()
+    return out
+
+
 def _data_rows(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
@@ -109,7 +130,7 @@ def parse_forms(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataF
 def parse_lines(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataFrame:
     rows = []
     for number, line in _data_rows(lines):
-        fields = line.split(" ", 8)
+        fields = line.split(None, 8)  # spaces or tabs; the text after the box may itself hold spaces
         item = fields[0]
         if len(fields) < 9:
             rejects.add("parse", source, number, item, "expected 9 fields: id flag gray components x y w h text")
@@ -145,7 +166,7 @@ def parse_words(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataF
     graylevel is accepted too (told apart by field 8 being an integer: a tag never is)."""
     rows = []
     for number, line in _data_rows(lines):
-        fields = line.split(" ")
+        fields = line.split()  # spaces or tabs
         item = fields[0]
         if len(fields) >= 10 and _ints(fields[2:8]) is not None:
             fields = fields[:3] + fields[4:]  # drop the component count

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from iamchars.errors import UserError
+
 REJECT_COLUMNS = ["stage", "file", "line", "item_id", "reason"]
 
 
-class IAMFormatError(ValueError):
+class IAMFormatError(UserError, ValueError):
     """A malformed IAM row met in strict mode; the message names the file and line."""
 
 

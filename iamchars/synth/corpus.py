@@ -7,8 +7,6 @@ always give the same bytes.
 from __future__ import annotations
 
 import hashlib
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from iamchars.fileio import atomic_open, write_png, write_table
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
 from iamchars.iam.splits import hash_split
+from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.synth.render import (
     RenderedLine,
     WriterStyle,
@@ -200,20 +199,11 @@ def write_corpus(out: Path, cfg: SynthConfig, split: SplitConfig, progress: bool
         load_font(writer_font(cfg, writer), 32)  # a bad font list fails here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(i, cfg, str(out)) for i in range(cfg.forms)]
-    workers = cfg.workers or os.cpu_count() or 1
-    bar = tqdm(total=cfg.forms, desc="synth forms", unit="form", disable=not progress)
-    if workers == 1:
-        results = []
-        for job in jobs:
-            results.append(_form_job(job))
+    results = []
+    with tqdm(total=cfg.forms, desc="synth forms", unit="form", disable=not progress) as bar:
+        for result in ordered_map(_form_job, jobs, resolve_workers(cfg.workers, len(jobs))):
+            results.append(result)
             bar.update()
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            results = []
-            for r in pool.map(_form_job, jobs, chunksize=1):
-                results.append(r)
-                bar.update()
-    bar.close()
     ascii_dir = out / "ascii"
     for name, rows in (
         ("forms.txt", [r.form_row for r in results]),

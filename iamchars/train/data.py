@@ -16,8 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from iamchars.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     pass
 
 

@@ -10,6 +10,7 @@ import copy
 import csv
 import io
 import math
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from iamchars.config import TrainConfig
+from iamchars.errors import UserError
 from iamchars.fileio import atomic_open, atomic_path, write_json
+from iamchars.parallel import usable_cpus
 from iamchars.train.data import Dataset, Split, augment, batches, to_float
 from iamchars.train.metrics import report
 from iamchars.train.models import build_model
@@ -29,7 +32,7 @@ CHECK_EVERY = 25
 """Steps between checks of the loss for NaN/inf (each check synchronises with the GPU)."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite."""
 
 
@@ -37,7 +40,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA GPU (is a CUDA build installed?)")
+        raise UserError(f"--device {name}: torch sees no CUDA GPU (is a CUDA build of torch installed? see README)")
     return torch.device(name)
 
 
@@ -126,19 +129,66 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         handle.write(buffer.getvalue())
 
 
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that is missing, truncated or not one of ours."""
+
+
+CHECKPOINT_KEYS = ("model", "config", "classes", "image_size")
+RUN_FILES = ("checkpoints", "metrics.json", "history.csv", "plots")
+"""What a training run owns inside its folder (and `--force` replaces)."""
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by `train`; anything else (missing, empty, truncated, another file type) is a
+    CheckpointError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give a checkpoint file such as RUN/checkpoints/best.pt")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: checkpoint is empty (0 bytes); was its run killed while writing it?")
     try:
-        return dict(torch.load(path, map_location="cpu", weights_only=False))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{path}: checkpoint not found") from exc
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a bad file: pickle, zip, EOF, RuntimeError
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated, or another kind of file): {reason}"
+        ) from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not an iamchars checkpoint (it lacks {', '.join(missing)})")
+    return dict(ckpt)
+
+
+def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Never replace a finished or running run by accident: an existing run needs --resume or --force."""
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if resume:
+        if not (out / "checkpoints" / "last.pt").is_file():
+            raise CheckpointError(f"{out / 'checkpoints' / 'last.pt'}: nothing to resume (drop --resume to start)")
+        return
+    if existing and not force:
+        raise UserError(
+            f"{out}: already holds a training run ({', '.join(existing)}); --resume continues it, --force "
+            "replaces it, or choose another --out"
+        )
+    for name in existing:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
 
 
 def model_from_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The model of a checkpoint (its EMA weights when it kept them), ready for inference."""
     ckpt = load_checkpoint(path)
-    cfg = ckpt["config"]
-    model = build_model(cfg["model"], ckpt["classes"]["num_classes"], ckpt["image_size"])
-    model.load_state_dict(ckpt["ema"] if ckpt.get("ema") else ckpt["model"])
+    try:
+        model = build_model(ckpt["config"]["model"], ckpt["classes"]["num_classes"], ckpt["image_size"])
+        model.load_state_dict(ckpt["ema"] if ckpt.get("ema") else ckpt["model"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its weights do not fit its model ({str(exc).splitlines()[0][:120]})") from None
     return model.to(device).eval(), ckpt
 
 
@@ -156,15 +206,23 @@ HISTORY_FIELDS = [
 
 
 def train(
-    data: Dataset, out: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True, log: Any = print
+    data: Dataset,
+    out: Path,
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    log: Any = print,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Train, checkpoint every epoch, keep the best model on validation, evaluate it on test."""
+    """Train, checkpoint every epoch, keep the best model on validation, evaluate it on test.
+
+    An existing run in `out` is continued (`resume`) or replaced (`force`), never overwritten silently."""
     from tqdm import tqdm
 
+    prepare_run_dir(out, resume, force)
     device = data.train.images.device
     torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or usable_cpus())
     model = build_model(cfg.model, data.num_classes, data.size).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -181,13 +239,19 @@ def train(
         ckpt = load_checkpoint(last)
         if ckpt["config"] != asdict(cfg) | {"epochs": ckpt["config"]["epochs"]}:
             log("note: resuming with a changed configuration")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ema is not None and ckpt.get("ema"):
-            ema.model.load_state_dict(ckpt["ema"])
-        generator.set_state(ckpt["generator"])
-        history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            if ema is not None and ckpt.get("ema"):
+                ema.model.load_state_dict(ckpt["ema"])
+            generator.set_state(ckpt["generator"])
+            history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{last}: cannot resume from it with this model and dataset ({str(exc).splitlines()[0][:120]}); "
+                "use --force to start over"
+            ) from None
         log(f"resumed from {last} at epoch {start_epoch}")
     step_fn = torch.compile(model) if cfg.compile else model
     amp = cfg.amp and device.type == "cuda"
@@ -288,6 +352,7 @@ def train(
         "test": test,
         "train_images_per_s": sum(h["images_per_s"] for h in history) / max(len(history), 1),
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "config": asdict(cfg),
     }
     write_json(out / "metrics.json", metrics)
