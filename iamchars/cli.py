@@ -5,6 +5,7 @@ exit (1 for a failed run, 2 for a bad option); Ctrl-C exits 130 and leaves what 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -332,36 +333,59 @@ def build_dataset_cmd(
 
 @command("evaluate-segmentation")
 def evaluate_segmentation(
-    gt: Annotated[Path, typer.Option(help="chars_gt.csv of a synthetic corpus")],
     manifest: Annotated[Path, typer.Option(help="manifest.parquet (or .csv) of a built dataset")],
-    iam_root: Annotated[Path | None, typer.Option(help="IAM root, for the worst-cases picture")] = None,
+    gt: Annotated[Path | None, typer.Option(help="chars_gt.csv of a synthetic corpus (true boxes)")] = None,
+    iam_root: Annotated[
+        Path | None, typer.Option(help="IAM root: for the worst-cases picture and the self-check")
+    ] = None,
+    self_check: Annotated[
+        bool,
+        typer.Option(
+            "--self-check", help="compare with the exact boxes of words whose letters are one piece of ink each"
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="report folder (default: beside the manifest)")] = None,
     worst: Annotated[int, typer.Option(help="worst cases to draw", min=0, max=1000)] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
 ) -> None:
-    """IoU of estimated character boxes against true boxes, per character, with a worst-cases picture."""
+    """IoU of estimated character boxes against true boxes (--gt) or, on real scans without them, against
+    the exact boxes of separable words (--self-check); per character, with a worst-cases picture."""
     from iamchars.fileio import read_table, write_json, write_png, write_table
-    from iamchars.segment.evaluate import KEY, evaluate, per_character
+    from iamchars.segment.evaluate import KEY, evaluate, per_character, self_check_report
 
-    truth = read_table(gt, [*KEY, "char", "x", "y", "w", "h"], "--gt")
+    if gt is None and not self_check:
+        raise _fail("give --gt (true boxes of a synthetic corpus) or --self-check (with --iam-root)", 2)
+    if self_check and iam_root is None:
+        raise _fail("--self-check needs --iam-root: the exact boxes come from the images", 2)
+    cfg = _config(config, set_, {})
     est = read_table(manifest, [*KEY, "x", "y", "w", "h"], "--manifest")
-    shared = len(set(truth["word_id"]) & set(est["word_id"]))
-    if shared == 0:
+    truth = read_table(gt, [*KEY, "char", "x", "y", "w", "h"], "--gt") if gt is not None else None
+    if truth is not None and not set(truth["word_id"]) & set(est["word_id"]):
         raise UserError(
             f"--gt {gt} and --manifest {manifest} share no word id: they describe different corpora (build the "
             "dataset from the corpus whose chars_gt.csv you pass)"
         )
     corpus = None
     if iam_root is not None:  # checked before anything is written
-        from iamchars.config import ParseConfig
         from iamchars.iam.corpus import load_corpus
 
-        corpus = load_corpus(iam_root, ParseConfig(check_images=False))
+        corpus = load_corpus(iam_root, dataclasses.replace(cfg.parse, check_images=False), cfg.split)
     report = output_dir(out or manifest.parent / "segeval")
-    result, matched = evaluate(truth, est)
+    result: dict[str, Any] = {}
+    matched = None
+    if truth is not None:
+        result, matched = evaluate(truth, est)
+        write_table(per_character(matched), report / "per_character.csv")
+    if self_check and corpus is not None:
+        from iamchars.segment.runner import check_boxes_table
+
+        words = corpus.words[corpus.words["word_id"].isin(set(est["word_id"]))]
+        lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
+        result["self_check"] = self_check_report(check_boxes_table(corpus.root, lines, words, cfg.segment), est, truth)
     write_json(report / "summary.json", result)
-    write_table(per_character(matched), report / "per_character.csv")
-    if corpus is not None:
+    if corpus is not None and matched is not None:
         from iamchars.segment.runner import load_line_images
         from iamchars.viz.segeval import worst_cases_picture
 
@@ -378,6 +402,19 @@ def evaluate_segmentation(
         typer.echo(json.dumps(result, indent=2))
         return
     for scope, summary in result.items():
+        if scope == "self_check":
+            typer.echo(
+                f"self-check: {summary['words_checked']:,} of {summary['words_total']:,} words separable "
+                f"({summary['characters_checked']:,} characters): mean IoU {summary['mean_iou']:.3f}   "
+                f"IoU>=0.5 {100 * summary['share_iou_ge_0.5']:.1f}%"
+            )
+            if "true_mean_iou_same_characters" in summary:
+                typer.echo(
+                    f"  against the truth: true mean IoU {summary['true_mean_iou_same_characters']:.3f} on the same "
+                    f"characters, {summary['true_mean_iou_all_characters']:.3f} on all; the self-check boxes' own "
+                    f"IoU with the truth {summary['check_boxes_iou_with_truth']:.3f}"
+                )
+            continue
         typer.echo(f"{scope}: {summary['characters']:,} characters ({summary['missing']:,} missing = IoU 0)")
         typer.echo(
             f"  mean IoU {summary['mean_iou']:.3f}   IoU>=0.5 {100 * summary['share_iou_ge_0.5']:.1f}%   "

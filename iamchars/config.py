@@ -111,6 +111,10 @@ class SegmentConfig:
     gap_reach: float = bounded(0.75, 0.0, 5.0)
     """How far (in mean character widths) a gap in the ink may pull a predicted cut."""
     deslant: bool = True
+    cut_paths: bool = True
+    """Cut between characters along the cheapest path through the ink, not a straight (deslanted) line."""
+    path_reach: float = bounded(0.4, 0.0, 3.0)
+    """How far (in mean character widths) a cut path may bend away from its cut."""
 
 
 @dataclass

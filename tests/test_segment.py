@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,61 @@ def test_evaluate_segmentation_cli(synth_corpus: Path, tmp_path: Path) -> None:
     assert (out / "segeval" / "worst_cases.png").stat().st_size > 1000
     table = pd.read_csv(out / "segeval" / "per_character.csv", keep_default_na=False)
     assert {"char", "count", "mean_iou", "share_ge_05", "mean_iou_x"} <= set(table.columns)
+    # without true boxes: the self-check, which the dataset's manifest and card report too
+    args = ["evaluate-segmentation", "--manifest", str(out / "manifest.parquet"), "--iam-root", str(synth_corpus)]
+    result = runner.invoke(app, [*args, "--self-check", "--json"])
+    assert result.exit_code == 0, result.output
+    check = json.loads(result.output)["self_check"]
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert check["characters_checked"] == manifest["check_iou"].notna().sum() > 0
+    assert check["mean_iou"] == pytest.approx(manifest["check_iou"].mean(), abs=1e-3)
+    assert "Self-check" in (out / "card.md").read_text()
+    assert runner.invoke(app, args).exit_code == 2  # neither --gt nor --self-check
+
+
+def test_a_cut_path_goes_round_an_overhanging_stroke() -> None:
+    from iamchars.segment.paths import cut_paths, owners_by_paths
+
+    ink = np.zeros((20, 30), bool)
+    ink[5:20, 3:6] = True  # letter 0: a stem
+    ink[5:20, 20:23] = True  # letter 1: a stem ...
+    ink[2:4, 8:23] = True  # ... with a bar leaning back over the gap, to column 8
+    ys, xs = np.nonzero(ink)
+    truth = (xs >= 8).astype(int)
+    vertical = (xs >= 12).astype(int)  # a straight cut halfway between the stems
+    assert (vertical != truth).sum() > 0
+    paths = cut_paths(ink, np.array([12.0]), reach=6)
+    assert paths.shape == (1, 20) and np.abs(np.diff(paths[0])).max() <= 1
+    assert (owners_by_paths(ys, xs, paths, 2) == truth).all()
+    assert cut_paths(ink, np.zeros(0), reach=3).shape == (0, 20)
+
+
+def test_self_check_finds_the_separable_words() -> None:
+    from iamchars.segment.selfcheck import separable_boxes
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 2:12] = True  # 'o'
+    mask[14:30, 20:23] = True  # 'i' stem ...
+    mask[8:11, 20:23] = True  # ... and its dot
+    mask[10:30, 30:40] = True  # 'n'
+    mask[0, 50] = True  # a speck of noise
+    boxes = separable_boxes(mask, np.array([1.0, 0.4, 1.0]))
+    assert boxes is not None
+    assert boxes.tolist() == [[2, 10, 10, 20], [20, 8, 3, 22], [30, 10, 10, 20]]
+    assert separable_boxes(mask, np.ones(2)) is None  # 3 pieces for 2 characters
+    joined = mask.copy()
+    joined[25:27, 12:20] = True  # a ligature joins 'o' to 'i'
+    assert separable_boxes(joined, np.array([1.0, 0.4, 1.0])) is None
+    assert separable_boxes(mask, np.array([1.0, 8.0, 1.0])) is None  # widths implausible for the text
+    # a rendered word in a print-like font with its letters apart is found, with its letters' ink boxes
+    font = load_font("kalam", 48)
+    canvas = np.zeros((120, 400), np.uint8)
+    pen, expected = 10, []
+    for ch in "bad":
+        g = font.glyph(ch)
+        canvas[80 + g.top : 80 + g.top + g.alpha.shape[0], pen + g.left : pen + g.left + g.alpha.shape[1]] = g.alpha
+        ys, xs = np.nonzero(canvas[:, pen + g.left : pen + g.left + g.alpha.shape[1]] > 128)
+        expected.append([pen + g.left + xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1])
+        pen += int(g.advance) + 12
+    found = separable_boxes(canvas > 128, np.array([font.advance(c) for c in "bad"]))
+    assert found is not None and found.tolist() == expected

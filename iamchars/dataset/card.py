@@ -38,7 +38,8 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "",
         "- `manifest.parquet` / `manifest.csv`: one row per character with its provenance (`char_id, word_id, "
         "line_id, form_id, writer_id, split`), its class (`char, label`), its box in form-page pixels "
-        "(`x, y, w, h`), the segmentation confidence `score` (0..1) and the PNG path `image`.",
+        "(`x, y, w, h`), the segmentation confidence `score` (0..1), the self-check IoU `check_iou` (empty "
+        "unless its word is separable) and the PNG path `image`.",
         "- `images/{train,val,test}/<label>_<name>/<char_id>.png`: ImageFolder layout; folder names sort in "
         "label order and never differ only by case.",
         "- `arrays/{train,val,test}.npz`: `images` (N x S x S uint8), `labels` (int64), `char_ids`.",
@@ -57,6 +58,22 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         c = summary["per_class"].get(label, {})
         name = "/".join(members).replace("|", "\\|")
         lines.append(f"| {label} | `{name}` | {c.get('train', 0):,} | {c.get('val', 0):,} | {c.get('test', 0):,} |")
+    check = summary["self_check"]
+    lines += [
+        "",
+        "## Self-check of the boxes (no ground truth needed)",
+        "",
+        "Words whose characters are each one piece of ink (dots and accents stacked on) have exact boxes even on "
+        "real scans; the dataset's boxes are compared with them (column `check_iou` of the manifest).",
+        "",
+        f"- {check['words_checked']:,} of {check['words_total']:,} words qualified "
+        f"({check['characters_checked']:,} characters).",
+    ]
+    if check["characters_checked"]:
+        lines.append(
+            f"- Mean IoU {check['mean_iou']:.3f}; IoU >= 0.5 for {100 * check['share_iou_ge_0.5']:.1f}% of them. "
+            "Separable words are easier than joined ones: read this as an upper bound of the whole dataset's IoU."
+        )
     excluded = summary["excluded_by_class_set"]
     lines += [
         "",

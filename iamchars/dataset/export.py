@@ -32,7 +32,8 @@ from iamchars.fileio import atomic_path, read_table, write_json, write_png, writ
 from iamchars.iam.corpus import IAMCorpus, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.parallel import ordered_map, resolve_workers
-from iamchars.segment.runner import boxes_table, load_line_images, segment_form
+from iamchars.segment.runner import BOX_COLUMNS, boxes_table, load_line_images, segment_form
+from iamchars.segment.selfcheck import summarize_check
 
 MANIFEST_COLUMNS = [
     "char_id",
@@ -49,6 +50,7 @@ MANIFEST_COLUMNS = [
     "w",
     "h",
     "score",
+    "check_iou",
     "word_text",
     "word_flag",
     "source",
@@ -76,13 +78,7 @@ class FormJob:
 
 def _gt_boxes(words: pd.DataFrame, gt: pd.DataFrame) -> pd.DataFrame:
     rows = gt[gt["word_id"].isin(set(words["word_id"]))]
-    return boxes_table(
-        list(
-            rows.assign(score=1.0)[["word_id", "char_index", "char", "x", "y", "w", "h", "score"]].itertuples(
-                index=False, name=None
-            )
-        )
-    )
+    return boxes_table(list(rows.assign(score=1.0, check_iou=np.nan)[BOX_COLUMNS].itertuples(index=False, name=None)))
 
 
 def process_form(job: FormJob) -> dict[str, Any]:
@@ -178,6 +174,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 int(b.w),
                 int(b.h),
                 float(b.score),
+                float(b.check_iou),
                 text,
                 flag,
                 job.source,
@@ -406,6 +403,7 @@ def _merge(
             "w": "int32",
             "h": "int32",
             "score": "float64",
+            "check_iou": "float64",
         }
     )
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
@@ -462,5 +460,10 @@ def _merge(
             "writers": {s: int(manifest.loc[manifest["split"] == s, "writer_id"].nunique()) for s in SPLITS},
             "per_class": {int(label): {s: int(v) for s, v in row.items()} for label, row in counts.iterrows()},
             "mean_score": float(manifest["score"].mean()) if len(manifest) else 0.0,
+            "self_check": summarize_check(
+                manifest["check_iou"].to_numpy(np.float64),
+                manifest["word_id"].to_numpy(str),
+                int(manifest["word_id"].nunique()),
+            ),
         },
     )

@@ -77,3 +77,28 @@ def evaluate(gt: pd.DataFrame, est: pd.DataFrame) -> tuple[dict[str, Any], pd.Da
     matched = match(gt, est)
     covered = matched[matched["word_id"].isin(set(est["word_id"]))]
     return {"all_true_characters": summarize(matched), "words_in_manifest": summarize(covered)}, matched
+
+
+def self_check_report(check: pd.DataFrame, est: pd.DataFrame, truth: pd.DataFrame | None) -> dict[str, Any]:
+    """The estimate against the self-check boxes of the separable words (`selfcheck`); with true boxes at
+    hand, also how well that tracks the truth: the estimate's true IoU on the same characters and on all, and
+    the self-check boxes' own IoU with the truth."""
+    joined = check.merge(est[[*KEY, "x", "y", "w", "h"]], on=KEY, suffixes=("", "_est"))
+    c = joined[["x", "y", "w", "h"]].to_numpy(np.float64)
+    e = joined[["x_est", "y_est", "w_est", "h_est"]].to_numpy(np.float64)
+    iou = box_iou(c, e)
+    out: dict[str, Any] = {
+        "words_checked": int(joined["word_id"].nunique()),
+        "words_total": int(est["word_id"].nunique()),
+        "characters_checked": len(joined),
+        "mean_iou": float(iou.mean()) if len(iou) else float("nan"),
+        "share_iou_ge_0.5": float((iou >= 0.5).mean()) if len(iou) else float("nan"),
+    }
+    if truth is not None and len(joined):
+        on_checked = match(truth[truth.set_index(KEY).index.isin(joined.set_index(KEY).index)], est)
+        exact = match(truth, check)
+        exact = exact[exact["found"]]
+        out["true_mean_iou_same_characters"] = float(on_checked["iou"].mean())
+        out["true_mean_iou_all_characters"] = float(match(truth, est)["iou"].mean())
+        out["check_boxes_iou_with_truth"] = float(exact["iou"].mean()) if len(exact) else float("nan")
+    return out

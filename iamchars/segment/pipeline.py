@@ -46,7 +46,7 @@ def line_geometry(gray: np.ndarray, graylevel: int, cfg: SegmentConfig) -> LineG
     return LineGeometry(threshold, mean, std, vertical_band(mean, std, cfg.k_std, gray.shape[0]))
 
 
-def _clip_to_word(box: tuple[int, int, int, int], gray_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+def clip_to_image(box: tuple[int, int, int, int], gray_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     x, y, w, h = box
     x0, y0 = max(0, x), max(0, y)
     x1, y1 = min(gray_shape[1], x + w), min(gray_shape[0], y + h)
@@ -70,7 +70,7 @@ def segment_line(
     geo = line_geometry(gray, graylevel, cfg)
     ox, oy = origin
     mask = gray < geo.threshold
-    clipped = [_clip_to_word((w.x - ox, w.y - oy, w.w, w.h), gray.shape) for w in words]
+    clipped = [clip_to_image((w.x - ox, w.y - oy, w.w, w.h), gray.shape) for w in words]
     if cfg.method == "seed":
         return [_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)]
     pixels = [np.nonzero(mask[y : y + h, x : x + w]) for x, y, w, h in clipped]
@@ -97,6 +97,7 @@ def segment_line(
             cfg.snap,
             cfg.min_ink_pixels,
             cfg.gap_reach,
+            cfg.path_reach if cfg.cut_paths else 0.0,
         )
         if char_width == 0.0:  # no ink inside the box: the reference method is all there is to go on
             results.append(_seed_word(word.text, box, mask, geo, font, origin))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iamchars.segment.paths import cut_paths, ink_image, owners_by_paths
 from iamchars.segment.slant import shear_x
 
 
@@ -108,6 +109,7 @@ def refine_word(
     snap: bool,
     min_ink: int,
     gap_reach: float = 0.75,
+    path_reach: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Boxes (n, 4) in line coordinates, per-character scores, and the word's mean ink width per character.
 
@@ -129,7 +131,14 @@ def refine_word(
     if snap:
         cuts, _ = anchor_at_gaps(cuts, profile, gap_reach * char_width)
         cuts = snap_cuts(cuts, profile, snap_window * char_width)
-    owner = np.searchsorted(cuts[1:-1], xd - origin, side="right")
+    if path_reach > 0 and n > 1:
+        cols = np.minimum((xd - origin).astype(np.int64), length - 1)
+        rows = ys - ys.min()
+        image = ink_image(rows, cols, int(rows.max()) + 1, length)
+        paths = cut_paths(image, cuts[1:-1], max(1, round(path_reach * char_width)))
+        owner = owners_by_paths(rows, cols, paths, n)
+    else:
+        owner = np.searchsorted(cuts[1:-1], xd - origin, side="right")
     counts = np.bincount(owner, minlength=n)
     typical = max(float(profile.mean()), 1e-6)
     cut_clean = np.ones(n + 1)

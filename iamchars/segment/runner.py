@@ -10,11 +10,13 @@ import pandas as pd
 
 from iamchars.config import SegmentConfig
 from iamchars.fileio import read_gray
-from iamchars.fonts import load_font
+from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
-from iamchars.segment.pipeline import WordBox, segment_line
+from iamchars.segment.evaluate import box_iou
+from iamchars.segment.pipeline import WordBox, clip_to_image, line_geometry, segment_line
+from iamchars.segment.selfcheck import word_check_boxes
 
-BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score"]
+BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score", "check_iou"]
 
 
 @dataclass
@@ -62,7 +64,8 @@ def words_by_line(words: pd.DataFrame) -> dict[str, list[WordBox]]:
 
 
 def segment_form(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig) -> FormSegmentation:
-    """Boxes for every word of the given lines; a line whose image cannot be read is rejected, not fatal."""
+    """Boxes for every word of the given lines, each character with its self-check IoU (NaN unless its word
+    is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal."""
     font = load_font(cfg.font, cfg.font_size)
     by_line = words_by_line(words)
     images, rejects = load_line_images(root, lines, set(by_line))
@@ -73,11 +76,56 @@ def segment_form(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: Segm
         if gray is None:
             continue
         boxes = by_line[line_id]
-        results = segment_line(gray, (int(lx), int(ly)), int(graylevel), boxes, cfg, font)
-        for word, out in zip(boxes, results, strict=True):
+        origin = (int(lx), int(ly))
+        results = segment_line(gray, origin, int(graylevel), boxes, cfg, font)
+        checks = line_check_boxes(gray, origin, int(graylevel), boxes, cfg, font)
+        for word, out, check in zip(boxes, results, checks, strict=True):
+            iou = box_iou(out[:, :4], check) if check is not None else np.full(len(out), np.nan)
             values = out.tolist()
-            rows.extend((word.word_id, i, ch, *values[i]) for i, ch in enumerate(word.text))
+            rows.extend((word.word_id, i, ch, *values[i], iou[i]) for i, ch in enumerate(word.text))
     return FormSegmentation(boxes_table(rows), rejects, images)
+
+
+def line_check_boxes(
+    gray: np.ndarray,
+    origin: tuple[int, int],
+    graylevel: int,
+    words: list[WordBox],
+    cfg: SegmentConfig,
+    font: FontMetrics,
+) -> list[np.ndarray | None]:
+    """Self-check boxes (page coordinates) of the separable words of one line; None for the others."""
+    mask = gray < line_geometry(gray, graylevel, cfg).threshold
+    out: list[np.ndarray | None] = []
+    for word in words:
+        starts, ends = font.spans(word.text)
+        found = word_check_boxes(
+            mask, clip_to_image((word.x - origin[0], word.y - origin[1], word.w, word.h), gray.shape), ends - starts
+        )
+        if found is not None:
+            found[:, 0] += origin[0]
+            found[:, 1] += origin[1]
+        out.append(found)
+    return out
+
+
+def check_boxes_table(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig) -> pd.DataFrame:
+    """Self-check boxes of every separable word of the given lines: word_id, char_index, x, y, w, h."""
+    font = load_font(cfg.font, cfg.font_size)
+    by_line = words_by_line(words)
+    images, _ = load_line_images(root, lines, set(by_line))
+    rows: list[tuple] = []
+    for line_id, lx, ly, graylevel in zip(
+        *(lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")), strict=True
+    ):
+        gray = images.get(line_id)
+        if gray is None:
+            continue
+        checks = line_check_boxes(gray, (int(lx), int(ly)), int(graylevel), by_line[line_id], cfg, font)
+        for word, check in zip(by_line[line_id], checks, strict=True):
+            if check is not None:
+                rows.extend((word.word_id, i, *map(int, check[i])) for i in range(len(check)))
+    return pd.DataFrame(rows, columns=["word_id", "char_index", "x", "y", "w", "h"])
 
 
 def boxes_table(rows: list[tuple]) -> pd.DataFrame:
@@ -85,4 +133,5 @@ def boxes_table(rows: list[tuple]) -> pd.DataFrame:
     for col in ("x", "y", "w", "h"):
         table[col] = np.rint(table[col].astype(np.float64)).astype(np.int32)
     table["score"] = table["score"].astype(np.float64).clip(0, 1).round(4)
+    table["check_iou"] = table["check_iou"].astype(np.float64).round(4)
     return table
