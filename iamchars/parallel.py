@@ -1,19 +1,22 @@
 """Worker processes that never outlive their parent, and CPU counts that respect what this process may use.
 
-`ProcessPoolExecutor` alone leaves its workers running when the parent is killed (kill -9, SIGTERM, a closed
-terminal): they wait forever on a queue whose write end they hold themselves. Here every worker watches its
-parent and exits when it is gone; workers ignore Ctrl-C, and the parent stops them at once on Ctrl-C or
-SIGTERM, so a run can be resumed from what it had finished.
+`ProcessPoolExecutor` leaves its workers running when the parent is killed (kill -9, SIGTERM, a closed
+terminal), and stopping it half-way can hang its manager thread. Here each worker has its own pipe and
+watches its parent, exiting when it is gone; workers ignore Ctrl-C, and the parent stops them at once on
+Ctrl-C or SIGTERM, so a run can be resumed from what it had finished.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -62,10 +65,27 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)  # the parent died: nobody will read our results
 
 
-def _worker_init(parent: int) -> None:
+def _worker(fn: Callable[[Any], Any], conn: Connection, parent: int) -> None:
+    """Run jobs from the pipe until told to stop (None) or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        index, job = message
+        try:
+            reply = ("ok", index, fn(job))
+        except Exception as exc:  # sent back to the parent, which raises it
+            reply = ("error", index, exc)
+        try:
+            conn.send(reply)
+        except Exception:  # an exception that cannot be pickled: its text is enough
+            conn.send(("error", index, RuntimeError(f"{type(reply[2]).__name__}: {reply[2]}")))
 
 
 class Terminated(KeyboardInterrupt):
@@ -76,41 +96,83 @@ def _raise_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated("terminated (SIGTERM)")
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers now, not after the queued jobs."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
-        return
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
+class WorkerDied(RuntimeError):
+    """A worker process ended without answering (killed, out of memory)."""
 
 
 def ordered_map(fn: Callable[[Job], Result], jobs: Iterable[Job], workers: int) -> Iterator[Result]:
     """`fn` over `jobs`, results in job order; `workers` == 1 runs in this process (no pickling, easy to debug).
 
-    On Ctrl-C or SIGTERM the workers stop at once and KeyboardInterrupt propagates; what the finished jobs
-    wrote stays for a resumed run."""
+    Each worker gets one job at a time over its own pipe, so a worker that dies is noticed (WorkerDied names
+    the job) instead of hanging the run. On Ctrl-C or SIGTERM the workers are stopped at once and
+    KeyboardInterrupt propagates; what the finished jobs wrote stays for a resumed run."""
     job_list = list(jobs)
     if workers <= 1:
         for job in job_list:
             yield fn(job)
         return
-    previous: Any = None
     in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    pool = ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(os.getpid(),))
-    finished = False
+    previous: Any = signal.signal(signal.SIGTERM, _raise_on_sigterm) if in_main else None
+    context = multiprocessing.get_context()
+    pipes: list[Connection] = []
+    processes: list[BaseProcess] = []
     try:
-        yield from pool.map(fn, job_list, chunksize=1)
-        finished = True
+        for _ in range(min(workers, len(job_list))):
+            mine, theirs = context.Pipe()
+            process = context.Process(target=_worker, args=(fn, theirs, os.getpid()), daemon=True)
+            process.start()
+            theirs.close()
+            pipes.append(mine)
+            processes.append(process)
+        yield from _dispatch(job_list, pipes, processes)
     finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:
-            _stop(pool)
+        for pipe in pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(None)
+            pipe.close()
+        for started in processes:
+            started.join(timeout=0.2)
+            if started.is_alive():
+                started.terminate()
+                started.join()
         if in_main:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(job_list: list[Any], pipes: list[Connection], processes: list[BaseProcess]) -> Iterator[Any]:
+    busy: dict[int, int] = {}  # worker -> job index
+    done: dict[int, Any] = {}
+    next_job = emitted = 0
+    for worker in range(len(pipes)):
+        if next_job < len(job_list):
+            pipes[worker].send((next_job, job_list[next_job]))
+            busy[worker] = next_job
+            next_job += 1
+    while emitted < len(job_list):
+        while emitted in done:
+            yield done.pop(emitted)
+            emitted += 1
+        if emitted == len(job_list):
+            break
+        waiting: dict[Any, int] = {pipes[w]: w for w in busy} | {processes[w].sentinel: w for w in busy}
+        for ready in wait(list(waiting)):
+            worker = waiting[ready]
+            if worker not in busy:
+                continue  # both its pipe and its sentinel were ready, and the pipe was read
+            try:
+                if not pipes[worker].poll():  # only its sentinel: it ended without answering
+                    raise EOFError
+                status, index, payload = pipes[worker].recv()
+            except EOFError:
+                processes[worker].join(timeout=1)
+                raise WorkerDied(
+                    f"a worker process ended (exit code {processes[worker].exitcode}) while on job {busy[worker]}"
+                ) from None
+            if status == "error":
+                raise payload
+            done[index] = payload
+            del busy[worker]
+            if next_job < len(job_list):
+                pipes[worker].send((next_job, job_list[next_job]))
+                busy[worker] = next_job
+                next_job += 1
