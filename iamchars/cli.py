@@ -392,7 +392,9 @@ def evaluate_segmentation(
         worst_rows = matched[matched["found"]].sort_values(["iou", "word_id", "char_index"])
         worst_rows = worst_rows.drop_duplicates("word_id").head(worst)  # one panel per word
         lines = corpus.lines[corpus.lines["line_id"].isin(set(worst_rows["word_id"].str.rsplit("-", n=1).str[0]))]
-        images, _ = load_line_images(corpus.root, lines, set(lines["line_id"]))
+        images = load_line_images(
+            corpus.root, lines, corpus.words[corpus.words["line_id"].isin(set(lines["line_id"]))]
+        ).images
         word_chars = matched[matched["word_id"].isin(set(worst_rows["word_id"]))]
         write_png(
             report / "worst_cases.png",

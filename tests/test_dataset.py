@@ -202,14 +202,42 @@ def test_corrupted_images_are_listed_in_rejects_and_the_run_goes_on(synth_corpus
     pngs = sorted((root / "lines").rglob("*.png"))
     pngs[0].write_bytes(pngs[0].read_bytes()[:60])  # truncated
     pngs[5].write_bytes(b"this is not a png at all")  # undecodable
-    pngs[9].unlink()  # missing
+    pngs[9].unlink()  # missing, and so are its words' images: nothing left of that line
+    for word_png in (root / "words").rglob(f"{pngs[9].stem}-*.png"):
+        word_png.unlink()
     summary = _build(root, tmp_path / "ds")
-    rejects = pd.read_csv(tmp_path / "ds" / "rejects.csv", keep_default_na=False)
+    rejects = pd.read_csv(tmp_path / "ds" / "rejects.csv", keep_default_na=False).set_index("item_id")
     for png in (pngs[0], pngs[5], pngs[9]):
-        assert png.stem in set(rejects["item_id"]), png.stem
+        assert png.stem in rejects.index, png.stem
     manifest = pd.read_parquet(tmp_path / "ds" / "manifest.parquet")
-    assert not manifest["line_id"].isin({pngs[0].stem, pngs[5].stem, pngs[9].stem}).any()
+    assert not (manifest["line_id"] == pngs[9].stem).any()
+    # the two broken line images were composed from their words' own images, and say so
+    for png in (pngs[0], pngs[5]):
+        assert rejects.loc[[png.stem], "reason"].str.contains("its words' own images were used").any()
+        rows = manifest[manifest["line_id"] == png.stem]
+        assert len(rows) > 0 and (rows["bounds_from"] == "word images").all()
+    assert (manifest.loc[~manifest["line_id"].isin({pngs[0].stem, pngs[5].stem}), "bounds_from"] == "line image").all()
     assert summary["characters"] > 0 and summary["rejects"] >= 3
+
+
+def test_words_tgz_alone_is_enough(synth_corpus: Path, tmp_path: Path) -> None:
+    """Many users download only words.tgz: each line is composed from its words' images, and the boxes are
+    as good as those found on the whole line images."""
+    from iamchars.segment.evaluate import evaluate
+
+    root = tmp_path / "iam"
+    shutil.copytree(synth_corpus, root, ignore=shutil.ignore_patterns("lines"))
+    summary = _build(root, tmp_path / "ds", "export.punctuation=true")
+    assert any("lines/ folder is missing" in w for w in summary["warnings"]) and summary["rejects"] == 0
+    words_only = pd.read_parquet(tmp_path / "ds" / "manifest.parquet")
+    assert (words_only["bounds_from"] == "word images").all()
+    _build(synth_corpus, tmp_path / "full", "export.punctuation=true")
+    full = pd.read_parquet(tmp_path / "full" / "manifest.parquet")
+    gt = pd.read_csv(synth_corpus / "chars_gt.csv", keep_default_na=False, dtype={"char": str})
+    gt = gt[gt["word_id"].isin(set(full["word_id"]))]
+    score_words = evaluate(gt, words_only)[0]["all_true_characters"]["mean_iou"]
+    score_full = evaluate(gt, full)[0]["all_true_characters"]["mean_iou"]
+    assert len(words_only) == len(full) and score_words > score_full - 0.03
 
 
 def test_gt_boxes_err_words_punctuation_and_min_score(synth_corpus: Path, tmp_path: Path) -> None:

@@ -181,9 +181,16 @@ def test_a_corrupt_line_image_is_rejected_not_fatal(synth_corpus: Path, tmp_path
     path = root / "lines" / first.line_id[:3] / first.line_id[:7] / f"{first.line_id}.png"
     path.write_bytes(path.read_bytes()[:100])
     form = corpus.lines[corpus.lines["form_id"] == first.form_id]
-    seg = segment_form(root, form, corpus.words[corpus.words["form_id"] == first.form_id], SegmentConfig())
-    assert {r["item_id"] for r in seg.rejects} == {first.line_id}
-    assert "truncated" in seg.rejects[0]["reason"]
+    words = corpus.words[corpus.words["form_id"] == first.form_id]
+    seg = segment_form(root, form, words, SegmentConfig())
+    # its words' own images stand in for it
+    assert seg.lines.composed == {first.line_id} and seg.lines.rejects[0]["stage"] == "replaced"
+    assert seg.boxes["word_id"].str.startswith(first.line_id + "-").any()
+    for word_png in (root / "words").rglob(f"{first.line_id}-*.png"):
+        word_png.unlink()
+    seg = segment_form(root, form, words, SegmentConfig())
+    assert {r["item_id"] for r in seg.lines.rejects} == {first.line_id} and not seg.lines.composed
+    assert "truncated" in seg.lines.rejects[0]["reason"]
     assert not seg.boxes["word_id"].str.startswith(first.line_id + "-").any()
     assert len(seg.boxes) > 0
 

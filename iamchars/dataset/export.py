@@ -51,6 +51,7 @@ MANIFEST_COLUMNS = [
     "h",
     "score",
     "check_iou",
+    "bounds_from",
     "word_text",
     "word_flag",
     "source",
@@ -86,10 +87,11 @@ def process_form(job: FormJob) -> dict[str, Any]:
     exp = job.cfg.export
     if job.gt is None:
         seg = segment_form(job.root, job.lines, job.words, job.cfg.segment)
-        boxes, images, rejects = seg.boxes, seg.images, list(seg.rejects)
+        boxes, loaded = seg.boxes, seg.lines
     else:
-        images, rejects = load_line_images(job.root, job.lines, set(job.words["line_id"]))
+        loaded = load_line_images(job.root, job.lines, job.words)
         boxes = _gt_boxes(job.words, job.gt)
+    images, rejects = loaded.images, list(loaded.rejects)
     word_info = {
         wid: (lid, split, writer, text, flag)
         for wid, lid, split, writer, text, flag in zip(
@@ -175,6 +177,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 int(b.h),
                 float(b.score),
                 float(b.check_iou),
+                "word images" if line_id in loaded.composed else "line image",
                 text,
                 flag,
                 job.source,
@@ -339,7 +342,7 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     manifest, crops, summary = _merge(out, form_ids, classes, corpus, words, cfg)
     timings["merge_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
-    _write_qa(out, Path(root), lines, manifest, crops, classes, cfg)
+    _write_qa(out, Path(root), lines, words, manifest, crops, classes, cfg)
     timings["qa_s"] = time.perf_counter() - t3
     timings["forms_resumed"] = float(len(form_ids) - len(todo))
     timings["total_s"] = time.perf_counter() - t0
@@ -353,6 +356,7 @@ def _write_qa(
     out: Path,
     root: Path,
     lines: pd.DataFrame,
+    words: pd.DataFrame,
     manifest: pd.DataFrame,
     crops: np.ndarray,
     classes: ClassSet,
@@ -366,7 +370,7 @@ def _write_qa(
         else []
     )
     picked = lines[lines["form_id"].isin(picked_forms)].groupby("form_id", sort=True).head(1)
-    images, _ = load_line_images(root, picked, set(picked["line_id"]))
+    images = load_line_images(root, picked, words[words["line_id"].isin(set(picked["line_id"]))]).images
     write_png(qa / "overlays.png", qa_pictures.overlays(images, picked, manifest))
     write_png(qa / "overview.png", qa_pictures.overview(manifest, crops, classes))
     write_png(qa / "lowest_confidence.png", qa_pictures.lowest_confidence(manifest, crops))
@@ -409,7 +413,7 @@ def _merge(
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
     all_rejects = pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
     write_table(all_rejects, out / "rejects.csv")
-    bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}
+    bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}  # not those composed from word images
     lost = int(corpus.input_word_rows - corpus.words["valid"].sum() + words["line_id"].isin(bad_lines).sum())
     if lost > cfg.export.max_reject_share * corpus.input_word_rows:
         raise DatasetError(

@@ -197,7 +197,9 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
 def _missing_image_folders(root: Path, lines: pd.DataFrame, words: pd.DataFrame) -> list[tuple[str, str]]:
     out = []
     if len(lines) and not (root / "lines").is_dir():
-        out.append(("lines", "the segmentation needs the line images: extract lines.tgz here"))
+        out.append(
+            ("lines", "each line is composed from its words' own images (lines.tgz gives the segmentation whole lines)")
+        )
     if len(words) and not (root / "words").is_dir() and not (root / "lines").is_dir():
         out.append(("words", "no images at all: extract lines.tgz or words.tgz here"))
     return out

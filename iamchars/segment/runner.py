@@ -20,39 +20,77 @@ BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score", "ch
 
 
 @dataclass
+class LineImages:
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    """Line images by line id."""
+    rejects: list[dict[str, object]] = field(default_factory=list)
+    composed: set[str] = field(default_factory=set)
+    """Lines whose image was missing or broken and was composed from their words' own images."""
+
+
+@dataclass
 class FormSegmentation:
     boxes: pd.DataFrame
-    rejects: list[dict[str, object]] = field(default_factory=list)
-    images: dict[str, np.ndarray] = field(default_factory=dict)
-    """Line images by line id, kept for cropping so that each image is decoded once."""
+    lines: LineImages
+    """The line images, kept for cropping so that each image is decoded once."""
 
 
-def load_line_images(root: Path, lines: pd.DataFrame, wanted: set[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Decode the wanted line images; a missing, undecodable or wrongly sized one becomes a reject."""
-    images: dict[str, np.ndarray] = {}
-    rejects: list[dict[str, object]] = []
-    columns = [lines[c].tolist() for c in ("line_id", "w", "h")]
-    for line_id, lw, lh in zip(*columns, strict=True):
+def compose_line(size: tuple[int, int], pieces: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
+    """A line image (height, width) made of word images pasted at their (x, y) offsets on blank paper of their
+    typical grey: what the segmentation needs when only IAM's words.tgz is at hand. The vertical statistics
+    then come from the ink of the line's other words."""
+    paper = int(np.median(np.concatenate([img.ravel() for _, _, img in pieces]))) if pieces else 255
+    canvas = np.full(size, paper, np.uint8)
+    for x, y, img in pieces:
+        h, w = min(img.shape[0], size[0] - y), min(img.shape[1], size[1] - x)
+        if h > 0 and w > 0:
+            np.minimum(canvas[y : y + h, x : x + w], img[:h, :w], out=canvas[y : y + h, x : x + w])
+    return canvas
+
+
+def _reject(path: Path, item: str, reason: str, stage: str = "images") -> dict[str, object]:
+    return {"stage": stage, "file": str(path), "line": None, "item_id": item, "reason": reason}
+
+
+def _read_sized(path: Path, w: int, h: int, what: str) -> np.ndarray:
+    gray = read_gray(path)
+    if gray.shape != (h, w):
+        raise ValueError(f"{path}: {what} image is {gray.shape[1]}x{gray.shape[0]}, box says {w}x{h}")
+    return gray
+
+
+def load_line_images(root: Path, lines: pd.DataFrame, words: pd.DataFrame) -> LineImages:
+    """Decode the line images of the given words. A missing or broken one is composed from its words' own
+    images where they are readable (the line is then listed in `composed`), and rejected otherwise."""
+    out = LineImages()
+    wanted = set(words["line_id"])
+    by_line = dict(tuple(words.groupby("line_id"))) if len(words) else {}
+    columns = [lines[c].tolist() for c in ("line_id", "x", "y", "w", "h")]
+    for line_id, lx, ly, lw, lh in zip(*columns, strict=True):
         if line_id not in wanted:
             continue
         path = image_path(root, "lines", line_id)
         try:
-            gray = read_gray(path)
-            if gray.shape != (lh, lw):
-                raise ValueError(f"{path}: line image is {gray.shape[1]}x{gray.shape[0]}, box says {lw}x{lh}")
-        except ValueError as exc:
-            rejects.append(
-                {
-                    "stage": "images",
-                    "file": str(path),
-                    "line": None,
-                    "item_id": line_id,
-                    "reason": str(exc).split(": ", 1)[-1],
-                }
-            )
+            out.images[line_id] = _read_sized(path, lw, lh, "line")
             continue
-        images[line_id] = gray
-    return images, rejects
+        except ValueError as exc:
+            problem = str(exc).split(": ", 1)[-1]
+        pieces = []
+        for wid, x, y, w, h in zip(
+            *(by_line[line_id][c].tolist() for c in ("word_id", "x", "y", "w", "h")), strict=True
+        ):
+            try:
+                pieces.append((x - lx, y - ly, _read_sized(image_path(root, "words", wid), w, h, "word")))
+            except ValueError:
+                continue
+        if pieces:
+            out.images[line_id] = compose_line((lh, lw), pieces)
+            out.composed.add(line_id)
+            if path.exists():  # a broken line image is still worth reporting; a missing lines/ folder is not
+                out.rejects.append(_reject(path, line_id, f"{problem}; its words' own images were used", "replaced"))
+        else:
+            out.rejects.append(_reject(path, line_id, problem))
+    return out
 
 
 def words_by_line(words: pd.DataFrame) -> dict[str, list[WordBox]]:
@@ -68,7 +106,8 @@ def segment_form(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: Segm
     is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal."""
     font = load_font(cfg.font, cfg.font_size)
     by_line = words_by_line(words)
-    images, rejects = load_line_images(root, lines, set(by_line))
+    loaded = load_line_images(root, lines, words)
+    images = loaded.images
     rows: list[tuple] = []
     line_columns = [lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")]
     for line_id, lx, ly, graylevel in zip(*line_columns, strict=True):
@@ -83,7 +122,7 @@ def segment_form(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: Segm
             iou = box_iou(out[:, :4], check) if check is not None else np.full(len(out), np.nan)
             values = out.tolist()
             rows.extend((word.word_id, i, ch, *values[i], iou[i]) for i, ch in enumerate(word.text))
-    return FormSegmentation(boxes_table(rows), rejects, images)
+    return FormSegmentation(boxes_table(rows), loaded)
 
 
 def line_check_boxes(
@@ -113,7 +152,7 @@ def check_boxes_table(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg:
     """Self-check boxes of every separable word of the given lines: word_id, char_index, x, y, w, h."""
     font = load_font(cfg.font, cfg.font_size)
     by_line = words_by_line(words)
-    images, _ = load_line_images(root, lines, set(by_line))
+    images = load_line_images(root, lines, words).images
     rows: list[tuple] = []
     for line_id, lx, ly, graylevel in zip(
         *(lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")), strict=True
