@@ -12,6 +12,10 @@ import numpy as np
 from iamchars.segment.paths import cut_paths, ink_image, owners_by_paths
 from iamchars.segment.slant import shear_x
 
+PATH_ROW_STEP = 2
+"""Cut paths are found on bands of two rows: the refined method goes from 860 to 990 words/s for -0.003 mean
+IoU on the tuning fonts (+0.002 on pen-dev; docs/DESIGN.md)."""
+
 
 @dataclass(frozen=True)
 class WordInk:
@@ -135,7 +139,7 @@ def refine_word(
         cols = np.minimum((xd - origin).astype(np.int64), length - 1)
         rows = ys - ys.min()
         image = ink_image(rows, cols, int(rows.max()) + 1, length)
-        paths = cut_paths(image, cuts[1:-1], max(1, round(path_reach * char_width)))
+        paths = cut_paths(image, cuts[1:-1], max(1, round(path_reach * char_width)), row_step=PATH_ROW_STEP)
         owner = owners_by_paths(rows, cols, paths, n)
     else:
         owner = np.searchsorted(cuts[1:-1], xd - origin, side="right")
