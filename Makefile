@@ -12,7 +12,7 @@ DEMO := data/demo
 IAM_RAW ?= data/raw/iam
 IAM_OUT ?= data/processed/iam
 
-.PHONY: venv demo iam test lint bench faults clean
+.PHONY: venv demo iam test lint bench faults box-gap clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,11 @@ bench: $(STAMP)
 
 faults: $(STAMP)
 	$(BIN)/python -m tests.faults
+
+# What segmentation costs the recogniser: trained on true vs estimated boxes, tested on true-box crops.
+BOXGAP_CORPUS ?= ../shared/pen-dev
+box-gap: $(STAMP)
+	$(BIN)/python -m iamchars.boxgap $(BOXGAP_CORPUS)
 
 clean:
 	rm -rf $(VENV) data/demo

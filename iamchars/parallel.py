@@ -142,12 +142,17 @@ def ordered_map(fn: Callable[[Job], Result], jobs: Iterable[Job], workers: int) 
 def _dispatch(job_list: list[Any], pipes: list[Connection], processes: list[BaseProcess]) -> Iterator[Any]:
     busy: dict[int, int] = {}  # worker -> job index
     done: dict[int, Any] = {}
-    next_job = emitted = 0
+    queued = iter(enumerate(job_list))
+
+    def feed(worker: int) -> None:
+        for index, job in queued:
+            pipes[worker].send((index, job))
+            busy[worker] = index
+            return
+
+    emitted = 0
     for worker in range(len(pipes)):
-        if next_job < len(job_list):
-            pipes[worker].send((next_job, job_list[next_job]))
-            busy[worker] = next_job
-            next_job += 1
+        feed(worker)
     while emitted < len(job_list):
         while emitted in done:
             yield done.pop(emitted)
@@ -172,7 +177,4 @@ def _dispatch(job_list: list[Any], pipes: list[Connection], processes: list[Base
                 raise payload
             done[index] = payload
             del busy[worker]
-            if next_job < len(job_list):
-                pipes[worker].send((next_job, job_list[next_job]))
-                busy[worker] = next_job
-                next_job += 1
+            feed(worker)

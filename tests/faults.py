@@ -304,29 +304,27 @@ def _read_only_dir(ws: Workspace) -> Path:
     return Path("/sys/iamchars-read-only-test/out")
 
 
+def _three_outputs(ws: Workspace, target: Path, phrase: str) -> tuple[bool, str]:
+    """build-dataset, synth and train all pointed at one unusable --out: one line each."""
+    results = [
+        _build(ws, ws.corpus, target),
+        ws.cli("synth", "--out", target, "--forms", "1", "--no-progress"),
+        _train(ws, target),
+    ]
+    ok = all(_fails_with(r, phrase)[0] for r in results)
+    return ok, " | ".join(f"exit {r.code}" for r in results) + f": {_first_error(results[0])[8:70]}"
+
+
 @trial("--out is a file (build-dataset, synth, train)", "one line each: is a file, not a folder")
 def out_is_a_file(ws: Workspace) -> tuple[bool, str]:
     target = ws.new("file") / "taken"
     target.write_text("x")
-    results = [
-        _build(ws, ws.corpus, target),
-        ws.cli("synth", "--out", target, "--forms", "1", "--no-progress"),
-        _train(ws, target),
-    ]
-    ok = all(_fails_with(r, "is a file")[0] for r in results)
-    return ok, " | ".join(f"exit {r.code}" for r in results) + f": {_first_error(results[0])[8:60]}"
+    return _three_outputs(ws, target, "is a file")
 
 
 @trial("--out in a read-only folder (build-dataset, synth, train)", "one line each: cannot write")
 def out_read_only(ws: Workspace) -> tuple[bool, str]:
-    target = _read_only_dir(ws)
-    results = [
-        _build(ws, ws.corpus, target),
-        ws.cli("synth", "--out", target, "--forms", "1", "--no-progress"),
-        _train(ws, target),
-    ]
-    ok = all(_fails_with(r, "cannot write")[0] for r in results)
-    return ok, " | ".join(f"exit {r.code}" for r in results) + f": {_first_error(results[0])[8:70]}"
+    return _three_outputs(ws, _read_only_dir(ws), "cannot write")
 
 
 @trial("predict on a folder", "every image in it predicted")

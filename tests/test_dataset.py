@@ -276,3 +276,16 @@ def test_bad_box_source_is_a_clear_error(synth_corpus: Path, tmp_path: Path) -> 
         ],
     )
     assert result.exit_code == 1 and "true-box file /nonexistent/chars_gt.csv: file not found" in result.output
+
+
+def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corpus: Path, tmp_path: Path) -> None:
+    from iamchars.boxgap import box_gap
+
+    overrides = ["train.model='lenet5'", "train.batch_size=64", "train.channels_last=false", "train.threads=1"]
+    (row,) = box_gap(synth_corpus, tmp_path, overrides, epochs=2, seeds=1)
+    assert 0.0 < row["estimated"] <= 1.0 and 0.0 < row["true"] <= 1.0
+    true = pd.read_parquet(tmp_path / "true" / "manifest.parquet")
+    estimated = pd.read_parquet(tmp_path / "estimated" / "manifest.parquet")
+    assert (true["source"] == "gt").all() and (estimated["source"] != "gt").all()
+    # the same writers in the same splits
+    assert true.groupby("writer_id")["split"].first().equals(estimated.groupby("writer_id")["split"].first())

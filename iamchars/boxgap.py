@@ -1,0 +1,70 @@
+"""What do estimated boxes cost the recogniser? `make box-gap CORPUS=DIR` (python -m iamchars.boxgap DIR).
+
+The corpus (one with true boxes: `chars_gt.csv`, e.g. ../shared/pen-dev or a synthetic one) is exported twice
+with the same writers in the same splits: from its true boxes and from the segmentation. The same CNN is
+trained on each training split, and both are tested on the *true-box* crops of the test writers, so the
+difference is what segmentation costs, nothing else. Prints a table; tests never run it (it trains twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from iamchars.config import load_config
+from iamchars.dataset.export import build_dataset
+from iamchars.train.data import load_dataset
+from iamchars.train.engine import evaluate_split
+from iamchars.train.engine import train as train_model
+
+
+def box_gap(corpus: Path, work: Path, overrides: list[str], epochs: int, seeds: int) -> list[dict[str, float]]:
+    """Test top-1 on true-box crops of the test writers, for models trained on true and on estimated boxes."""
+    base = ["export.include_err=false", "export.write_png=false", "export.qa_lines=0", "export.min_score=0.0"]
+    truth_cfg = load_config(None, [*base, *overrides, f"export.boxes='gt:{corpus / 'chars_gt.csv'}'"])
+    estimated_cfg = load_config(None, [*base, *overrides])
+    build_dataset(corpus, work / "true", truth_cfg, progress=False)
+    build_dataset(corpus, work / "estimated", estimated_cfg, progress=False)
+    device = torch.device("cpu")
+    test = load_dataset(work / "true", device)
+    rows = []
+    for seed in range(seeds):
+        row: dict[str, float] = {"seed": seed}
+        for name in ("true", "estimated"):
+            data = load_dataset(work / name, device)
+            cfg = load_config(None, [*overrides, f"train.epochs={epochs}", f"train.seed={seed}"]).train
+            result = train_model(data, work / f"run-{name}-{seed}", cfg, progress=False, log=lambda _m: None)
+            metrics, _ = evaluate_split(result["model"], test.test, test.class_chars)
+            row[name] = metrics["top1"]
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m iamchars.boxgap", description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path, help="an IAM root with chars_gt.csv")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
+    args = parser.parse_args(argv)
+    if not (args.corpus / "chars_gt.csv").is_file():
+        print(f"error: {args.corpus / 'chars_gt.csv'}: not found; the corpus needs true boxes", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="iamchars-boxgap-") as tmp:
+        rows = box_gap(args.corpus, Path(tmp), args.overrides, args.epochs, args.seeds)
+    print(f"corpus {args.corpus}: test top-1 on true-box crops of the test writers ({args.epochs} epochs)")
+    print("| seed | trained on true boxes | trained on estimated boxes | cost |\n| ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {int(r['seed'])} | {r['true']:.3f} | {r['estimated']:.3f} | {r['true'] - r['estimated']:+.3f} |")
+    true = sum(r["true"] for r in rows) / len(rows)
+    estimated = sum(r["estimated"] for r in rows) / len(rows)
+    print(f"| mean | {true:.3f} | {estimated:.3f} | {true - estimated:+.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
