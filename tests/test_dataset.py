@@ -289,3 +289,29 @@ def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corp
     assert (true["source"] == "gt").all() and (estimated["source"] != "gt").all()
     # the same writers in the same splits
     assert true.groupby("writer_id")["split"].first().equals(estimated.groupby("writer_id")["split"].first())
+
+
+def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
+    import torch
+
+    from iamchars.data import CharacterDataset, load_split
+    from iamchars.errors import UserError
+
+    images, labels, chars = load_split(built, "train")
+    manifest = pd.read_parquet(built / "manifest.parquet")
+    train = manifest[manifest["split"] == "train"]
+    assert images.shape == (len(train), 32, 32) and images.dtype == np.uint8
+    assert [chars[i] for i in labels] == train["char"].tolist() and len(chars) == 62
+    dataset = CharacterDataset(built, "train")
+    assert len(dataset) == len(train) and dataset.classes == chars
+    image, label = dataset[3]
+    assert image.shape == (1, 32, 32) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
+    assert label == labels[3] and torch.equal((image[0] * 255).round().byte(), torch.from_numpy(images[3]))
+    batch, batch_labels = next(iter(torch.utils.data.DataLoader(dataset, batch_size=8)))
+    assert batch.shape == (8, 1, 32, 32) and batch_labels.tolist() == labels[:8].tolist()
+    flipped = CharacterDataset(built, "val", transform=lambda t: 1 - t)
+    assert flipped[0][0].max() == 1.0  # the paper, now white
+    with pytest.raises(UserError, match=r"classes\.json: missing"):
+        load_split(built / "nowhere", "train")
+    with pytest.raises(UserError, match="split must be one of"):
+        load_split(built, "dev")
