@@ -653,6 +653,43 @@ def predict(
         raise _fail(f"{len(bad)} of {len(bad) + len(good)} images could not be read (listed above)")
 
 
+@command()
+def explain(
+    checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
+    images: Annotated[list[Path], typer.Argument(help="character images or folders of them")],
+    out: Annotated[Path, typer.Option(help="the picture to write (PNG)")] = Path("explain.png"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+) -> None:
+    """Where the network looks: occlusion sensitivity and gradient saliency of its top class, per image."""
+    import numpy as np
+
+    from iamchars.fileio import read_gray
+    from iamchars.train.engine import model_from_checkpoint, pick_device
+    from iamchars.train.explain import occlusion_maps, saliency_maps
+    from iamchars.train.inference import prepare_image, top_k
+    from iamchars.train.plots import explanations, save_figure
+
+    output_file(out)
+    model, ckpt = model_from_checkpoint(checkpoint, pick_device(device))
+    size = int(ckpt["image_size"])
+    chars = [c["char"] for c in ckpt["classes"]["classes"]]
+    paths = expand_images(images)
+    try:
+        batch = np.stack([prepare_image(read_gray(p), size) for p in paths])
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    ranked = top_k(model, batch, chars, 1)
+    targets = np.array([chars.index(r[0][0]) for r in ranked])
+    figure = explanations(
+        batch,
+        [f"{p.stem[:10]}: {r[0][0]} {r[0][1]:.2f}" for p, r in zip(paths, ranked, strict=True)],
+        {"occlusion": occlusion_maps(model, batch, targets), "saliency": saliency_maps(model, batch, targets)},
+        "what the top class rests on (occlusion: red = covering it lowers its probability)",
+    )
+    save_figure(figure, out)
+    typer.echo(f"explained {len(paths)} image(s): {out}")
+
+
 @command("export-model")
 def export_model_cmd(
     checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],

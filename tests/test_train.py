@@ -187,7 +187,7 @@ def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_p
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "device: cpu" in result.output and "test top-1" in result.output
-    for name in ("curves", "confusion", "worst_errors", "filters", "activations", "saliency"):
+    for name in ("curves", "confusion", "worst_errors", "filters", "activations", "saliency", "occlusion"):
         assert cv2.imread(str(out / "plots" / f"{name}.png")) is not None, name
     assert (out / "checkpoints" / "best.pt").is_file() and (out / "checkpoints" / "last.pt").is_file()
     result = runner.invoke(
@@ -207,6 +207,16 @@ def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_p
     predictions = (tmp_path / "eval_predictions.csv").read_text().splitlines()
     assert predictions[0] == "char_id,true,predicted,probability"
     assert len(predictions) - 1 == json.loads((tmp_path / "eval.json").read_text())["samples"]
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for i, tile in enumerate(load_dataset(dataset_dir, CPU).test.images[:3].numpy()):
+        cv2.imwrite(str(crops / f"c{i}.png"), tile)
+    result = runner.invoke(
+        app,
+        ["explain", "--checkpoint", str(out / "checkpoints" / "best.pt"), str(crops), "--out", str(tmp_path / "x.png")],
+    )
+    assert result.exit_code == 0 and "explained 3 image(s)" in result.output, result.output
+    assert cv2.imread(str(tmp_path / "x.png")).shape[0] > 100
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--out", str(out)])
     assert result.exit_code == 1 and "classes.json" in result.output
 
@@ -229,3 +239,25 @@ def test_cpu_count_respects_a_cgroup_quota(tmp_path: Path) -> None:
     assert _cgroup_cpu_quota(tmp_path) == 1.5
     assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
     assert resolve_workers(0, 1) == 1 and resolve_workers(8, 3) == 3 and resolve_workers(2, 100) == 2
+
+
+def test_occlusion_finds_the_pixels_a_model_looks_at() -> None:
+    from iamchars.train.explain import occlusion_maps, saliency_maps
+
+    class TopLeftDetector(torch.nn.Module):
+        """Class 1 when the top-left 8 x 8 corner is bright, class 0 otherwise."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            score = (x[:, 0, :8, :8].mean(dim=(1, 2)) - 0.5) * 20 + self.w
+            return torch.stack([-score, score], 1)
+
+    images = np.zeros((1, 32, 32), np.uint8)
+    images[0, :8, :8] = 255
+    occlusion = occlusion_maps(TopLeftDetector(), images, np.array([1]))[0]
+    assert occlusion[0, 0] > 0.4 and (occlusion[:8, :8] > 0).all() and abs(occlusion[20:, 20:]).max() < 1e-6
+    saliency = saliency_maps(TopLeftDetector(), images, np.array([1]))[0]
+    assert saliency[:8, :8].min() > 0 and saliency[8:, 8:].max() == 0

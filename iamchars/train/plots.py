@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from iamchars.fileio import atomic_open
+from iamchars.train.explain import occlusion_maps, saliency_maps
 from iamchars.train.models import first_conv
 
 
@@ -111,23 +112,28 @@ def activations(model: nn.Module, image: np.ndarray, char: str, maps: int = 16) 
     return fig
 
 
-def saliency(model: nn.Module, images: np.ndarray, labels: np.ndarray, chars: list[str]) -> Figure:
-    """|d score(true class) / d pixel|: which pixels the decision rests on."""
-    device = next(model.parameters()).device
-    model.eval()
-    x = torch.from_numpy(images).float().div(255).unsqueeze(1).to(device).requires_grad_(True)
-    scores = model(x).gather(1, torch.from_numpy(labels).view(-1, 1).to(device)).sum()
-    (grad,) = torch.autograd.grad(scores, x)
-    sal = grad.abs()[:, 0].cpu().numpy()
+def explanations(images: np.ndarray, titles: list[str], rows: dict[str, np.ndarray], heading: str) -> Figure:
+    """Each image (top row) with its maps below it, one row per map kind, labelled at the left."""
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(n * 0.9, 2), squeeze=False)
+    fig, axes = plt.subplots(
+        1 + len(rows), n, figsize=(max(n, 3) * 0.95, 1.1 * (1 + len(rows)) + 0.5), squeeze=False, layout="constrained"
+    )
     for i in range(n):
-        axes[0, i].imshow(images[i], cmap="gray")
-        axes[0, i].set_title(chars[labels[i]], fontsize=7)
-        axes[1, i].imshow(sal[i], cmap="hot")
-        axes[0, i].axis("off")
-        axes[1, i].axis("off")
-    fig.suptitle("gradient saliency (bottom) for sample characters", fontsize=9)
+        axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        axes[0, i].set_title(titles[i], fontsize=7)
+        for r, maps in enumerate(rows.values(), start=1):
+            lim = float(np.abs(maps[i]).max()) or 1.0
+            if (maps[i] < 0).any():
+                axes[r, i].imshow(maps[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            else:
+                axes[r, i].imshow(maps[i], cmap="hot", vmin=0, vmax=lim)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("input", fontsize=7)
+    for r, name in enumerate(rows, start=1):
+        axes[r, 0].set_ylabel(name, fontsize=7)
+    fig.suptitle(heading, fontsize=9)
     return fig
 
 
@@ -148,5 +154,29 @@ def write_all(
         save_figure(worst_errors(test_images, test_labels, test_logits, chars), plots / "worst_errors.png")
         save_figure(activations(model, test_images[0], chars[test_labels[0]]), plots / "activations.png")
         pick = np.linspace(0, len(test_images) - 1, min(10, len(test_images))).round().astype(int)
-        save_figure(saliency(model, test_images[pick], test_labels[pick], chars), plots / "saliency.png")
+        save_figure(
+            explanations(
+                test_images[pick],
+                [chars[t] for t in test_labels[pick]],
+                {"saliency": saliency_maps(model, test_images[pick], test_labels[pick])},
+                "gradient saliency |d score(true class) / d pixel| for sample characters",
+            ),
+            plots / "saliency.png",
+        )
+        preds = test_logits.argmax(1).cpu().numpy()
+        right, wrong = np.flatnonzero(preds == test_labels)[:5], np.flatnonzero(preds != test_labels)[:5]
+        pick = np.concatenate([right, wrong])
+        save_figure(
+            explanations(
+                test_images[pick],
+                [f"{chars[test_labels[i]]}→{chars[preds[i]]}" for i in pick],
+                {
+                    "occlusion": occlusion_maps(model, test_images[pick], test_labels[pick]),
+                    "saliency": saliency_maps(model, test_images[pick], test_labels[pick]),
+                },
+                "what the decision for the true class rests on (true→predicted; left: correct, right: wrong); "
+                "occlusion: red = covering it lowers the probability",
+            ),
+            plots / "occlusion.png",
+        )
     save_figure(filters(model), plots / "filters.png")

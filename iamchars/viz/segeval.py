@@ -50,4 +50,14 @@ def worst_cases_picture(
         panels.append(
             caption(crop, f"{row.word_id} '{wb['text']}' char {row.char_index} '{row.char}': IoU {row.iou:.2f}")
         )
-    return stack_rows(panels)
+    return stack_rows([_legend(), *panels])
+
+
+def _legend() -> np.ndarray:
+    """Which colour is which, drawn in those colours."""
+    image = np.full((26, 520, 3), 255, np.uint8)
+    for x, color, text in ((4, (0, 170, 0), "green: true box"), (160, (0, 0, 230), "red: estimated box")):
+        cv2.rectangle(image, (x, 6), (x + 14, 20), color, 2)
+        cv2.putText(image, text, (x + 20, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+    cv2.putText(image, "(thick: the worst)", (345, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
