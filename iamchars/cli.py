@@ -264,6 +264,9 @@ def build_dataset_cmd(
         typer.Option("--punctuation/--no-punctuation", help="add 16 punctuation classes", show_default="no"),
     ] = None,
     size: Annotated[int | None, cfg_option(ExportConfig, "size", "image side S in pixels (28: EMNIST-like)")] = None,
+    crop: Annotated[
+        str | None, cfg_option(ExportConfig, "crop", "framing: the box fills the tile, or the line's scale")
+    ] = None,
     include_err: Annotated[
         bool | None,
         typer.Option(
@@ -307,6 +310,7 @@ def build_dataset_cmd(
             "export.classes": classes,
             "export.punctuation": punctuation,
             "export.size": size,
+            "export.crop": crop,
             "export.include_err": include_err,
             "export.min_score": min_score,
             "export.max_reject_share": max_reject_share,

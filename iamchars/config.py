@@ -132,6 +132,10 @@ class ExportConfig:
     write_png: bool = True
     qa_lines: int = bounded(6, 0, 1000)
     qa_per_class: int = bounded(48, 1, 10_000)
+    crop: str = one_of("char", "line")
+    """"char": the box fills the tile (EMNIST); "line": a window of the line's scale keeps size and height."""
+    line_window_stds: float = bounded(3.0, 1.0, 10.0)
+    """Half the side of a `line` crop window, in line-ink standard deviations."""
     max_reject_share: float = bounded(0.5, 0.0, 1.0)
     """A run that rejects more than this share of its word rows fails (the rejects report is still written)."""
 

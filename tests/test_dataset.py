@@ -14,7 +14,7 @@ from iamchars.cli import app
 from iamchars.config import load_config
 from iamchars.dataset import export
 from iamchars.dataset.classes import class_set
-from iamchars.dataset.crops import normalize_crop
+from iamchars.dataset.crops import crop_box, normalize_crop
 from iamchars.dataset.export import MANIFEST_COLUMNS, build_dataset
 
 runner = CliRunner()
@@ -315,3 +315,30 @@ def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
         load_split(built / "nowhere", "train")
     with pytest.raises(UserError, match="split must be one of"):
         load_split(built, "dev")
+
+
+def test_line_crops_keep_size_and_height_that_char_crops_lose() -> None:
+    from iamchars.dataset.crops import line_window
+
+    line = np.full((60, 200), 250, np.uint8)
+    line[20:40, 20:32] = 20  # a small letter on the x-height band (an 'o')
+    line[10:40, 60:80] = 20  # a tall one (an 'O'), same baseline
+    line[36:40, 120:124] = 20  # a full stop, on the baseline
+    line[20:40, 33:40] = 20  # a neighbour touching the 'o': blanked in its window
+    boxes = {"o": (20, 20, 12, 20), "O": (60, 10, 20, 30), ".": (120, 36, 4, 4)}
+    tiles = {}
+    for name, box in boxes.items():
+        window = line_window(line, box, mean=30.0, std=10.0, k=3.0, paper=250)
+        assert window is not None and window.shape == (60, 60)
+        tiles[name] = normalize_crop(window, paper=250, ink=20, size=32)
+    rows = {name: np.nonzero(tile.max(axis=1) > 128)[0] for name, tile in tiles.items()}
+    assert len(rows["O"]) > 1.3 * len(rows["o"])  # the capital stays bigger
+    assert abs(rows["o"].max() - rows["O"].max()) <= 1 and abs(rows["."].max() - rows["o"].max()) <= 1  # baseline
+    assert len(rows["."]) <= 3  # and the full stop stays small
+    assert (tiles["o"][:, 24:] == 0).all()  # nothing of the neighbour
+    # the EMNIST framing makes 'o' and 'O' the same size
+    char_rows = [
+        np.nonzero(normalize_crop(crop_box(line, b), 250, 20, 32).max(axis=1) > 128)[0] for b in boxes.values()
+    ]
+    assert len(char_rows[0]) == len(char_rows[1])
+    assert line_window(line, (5, 5, 0, 3), 30.0, 10.0, 3.0, 250) is None

@@ -20,8 +20,14 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "## Contents",
         "",
         f"- {summary['characters']:,} character images, {exp['size']} x {exp['size']} uint8, "
-        "**white ink (255) on a black background (0)**, aspect ratio kept, centred with a 2-pixel margin "
-        "(EMNIST conventions).",
+        "**white ink (255) on a black background (0)**, "
+        + (
+            "aspect ratio kept, the box filling the tile with a 2-pixel margin (EMNIST conventions)."
+            if exp["crop"] == "char"
+            else f"each a window of its line's scale (the line's ink mean +- {exp['line_window_stds']} standard "
+            "deviations, centred on the character): size and height relative to the line are kept, the ink "
+            "outside the character's box is blanked."
+        ),
         f"- Class set `{classes.name}` ({len(classes.classes)} classes); IAM `err` words "
         f"{'included' if exp['include_err'] else 'excluded'}; minimum segmentation score {exp['min_score']}.",
         "- Splits are writer-disjoint (IAM's Large Writer Independent task files where present, else a "

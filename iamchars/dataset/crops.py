@@ -1,4 +1,9 @@
-"""Character crops normalised the EMNIST way: white ink on black, aspect kept, centred in S x S, uint8."""
+"""Character crops: white ink on black, uint8 S x S.
+
+Two framings. `char` (EMNIST's): the box scaled to fill the tile, which loses the size and height of a
+character, all that tells c from C or . from o. `line`: a fixed window of the line's own scale (the line's
+ink mean +- k standard deviations, as wide as it is tall) centred on the character, so a character keeps its
+size and its place relative to the baseline; the ink outside its box is blanked."""
 
 from __future__ import annotations
 
@@ -42,3 +47,25 @@ def normalize_crop(crop: np.ndarray, paper: float, ink: float, size: int, margin
     top, left = (size - nh) // 2, (size - nw) // 2
     out[top : top + nh, left : left + nw] = resized
     return out
+
+
+def line_window(
+    gray: np.ndarray, box: tuple[int, int, int, int], mean: float, std: float, k: float, paper: float
+) -> np.ndarray | None:
+    """The square window of side 2 k std around the character (vertically on the line's mean row,
+    horizontally on the box centre), paper outside the box and outside the image; None for an empty box."""
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        return None
+    half = max(1, round(k * std))
+    cx = x + w // 2
+    top, left = round(mean) - half, cx - half
+    side = 2 * half
+    window = np.full((side, side), round(paper), np.uint8)
+    # the character's box, clipped to the image and to the window
+    x0, y0 = max(x, 0, left), max(y, 0, top)
+    x1, y1 = min(x + w, gray.shape[1], left + side), min(y + h, gray.shape[0], top + side)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    window[y0 - top : y1 - top, x0 - left : x1 - left] = gray[y0:y1, x0:x1]
+    return window

@@ -26,12 +26,13 @@ from iamchars.config import PipelineConfig
 from iamchars.dataset import qa as qa_pictures
 from iamchars.dataset.card import render_card
 from iamchars.dataset.classes import ClassSet, class_set
-from iamchars.dataset.crops import crop_box, normalize_crop, paper_and_ink_levels
+from iamchars.dataset.crops import crop_box, line_window, normalize_crop, paper_and_ink_levels
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_path, read_table, write_json, write_png, write_table, write_text
 from iamchars.iam.corpus import IAMCorpus, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.parallel import ordered_map, resolve_workers
+from iamchars.segment.pipeline import line_geometry
 from iamchars.segment.runner import BOX_COLUMNS, boxes_table, load_line_images, segment_form
 from iamchars.segment.selfcheck import summarize_check
 
@@ -112,6 +113,11 @@ def process_form(job: FormJob) -> dict[str, Any]:
     rows: list[list[Any]] = []
     crops: list[np.ndarray] = []
     levels = {lid: paper_and_ink_levels(img) for lid, img in images.items()}
+    graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
+    stats = {}
+    for lid, img in images.items():
+        geometry = line_geometry(img, int(graylevels[lid]), job.cfg.segment)
+        stats[lid] = (geometry.mean, geometry.std)
     made: set[str] = set()
     for b in boxes.itertuples(index=False):
         line_id, split, writer, text, flag = word_info[b.word_id]
@@ -127,7 +133,13 @@ def process_form(job: FormJob) -> dict[str, Any]:
             continue  # the line image itself was rejected
         lx, ly = origins[line_id]
         char_id = f"{b.word_id}-{b.char_index:02d}"
-        crop = crop_box(gray, (b.x - lx, b.y - ly, b.w, b.h)) if b.w > 0 and b.h > 0 else None
+        box = (b.x - lx, b.y - ly, b.w, b.h)
+        paper, ink = levels[line_id]
+        if exp.crop == "line":
+            mean, std = stats[line_id]
+            crop = line_window(gray, box, mean, std, exp.line_window_stds, paper)
+        else:
+            crop = crop_box(gray, box) if b.w > 0 and b.h > 0 else None
         if crop is None:
             rejects.append(
                 {
@@ -139,7 +151,6 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 }
             )
             continue
-        paper, ink = levels[line_id]
         tile = normalize_crop(crop, paper, ink, exp.size)
         if tile.max() == 0:
             rejects.append(
@@ -444,6 +455,7 @@ def _merge(
         {
             **classes.to_json(),
             "image_size": cfg.export.size,
+            "crop": cfg.export.crop,
             "polarity": "white ink (255) on black background (0)",
         },
     )
