@@ -456,6 +456,10 @@ def train(
         int | None,
         cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use; 1 on a busy machine)"),
     ] = None,
+    balance: Annotated[
+        bool | None,
+        typer.Option("--balance/--no-balance", help="draw rare classes more often", show_default="no"),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
     force: Annotated[bool, typer.Option(help="replace a run already in OUT")] = False,
     plots: Annotated[bool, typer.Option(help="save the pictures under OUT/plots")] = True,
@@ -486,6 +490,7 @@ def train(
             "train.seed": seed,
             "train.patience": patience,
             "train.threads": threads,
+            "train.balance": balance,
         },
     ).train
     if cfg.model not in MODELS:

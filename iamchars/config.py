@@ -162,6 +162,8 @@ class TrainConfig:
     seed: int = bounded(0, 0)
     patience: int = bounded(0, 0, 10_000)
     """Early stopping after this many epochs without a better validation accuracy (0 disables)."""
+    balance: bool = False
+    """Class-balanced sampling: rare classes drawn more often (see `train.data.balanced_weights`)."""
     threads: int = bounded(0, 0, 1024)
     """CPU threads for torch (0: one per CPU this process may use, see `iamchars.parallel.usable_cpus`)."""
 

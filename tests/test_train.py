@@ -261,3 +261,15 @@ def test_occlusion_finds_the_pixels_a_model_looks_at() -> None:
     assert occlusion[0, 0] > 0.4 and (occlusion[:8, :8] > 0).all() and abs(occlusion[20:, 20:]).max() < 1e-6
     saliency = saliency_maps(TopLeftDetector(), images, np.array([1]))[0]
     assert saliency[:8, :8].min() > 0 and saliency[8:, 8:].max() == 0
+
+
+def test_balanced_sampling_draws_rare_classes_more_often() -> None:
+    from iamchars.train.data import balanced_weights, batches
+
+    labels = torch.tensor([0] * 900 + [1] * 100)
+    gen = torch.Generator().manual_seed(0)
+    drawn = torch.cat(list(batches(1000, 100, gen, CPU, weights=balanced_weights(labels))))
+    share = float((labels[drawn] == 1).float().mean())
+    assert 0.2 < share < 0.3  # sqrt balancing: 100 ** 0.5 / (900 ** 0.5 + 100 ** 0.5) = 0.25; 0.10 without
+    equal = torch.cat(list(batches(1000, 100, gen, CPU, weights=balanced_weights(labels, power=1.0))))
+    assert 0.45 < float((labels[equal] == 1).float().mean()) < 0.55

@@ -80,15 +80,30 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
+def balanced_weights(labels: torch.Tensor, power: float = 0.5) -> torch.Tensor:
+    """Per-sample weights that draw class c with probability proportional to count(c) ** (1 - power):
+    power 1 draws every class equally often, 0.5 (the default) halfway, on a log scale, between that and the
+    data's own frequencies, so rare capitals are seen more without starving the common letters."""
+    counts = torch.bincount(labels).float()
+    return counts[labels].pow(-power)
+
+
 def batches(
-    n: int, batch_size: int, generator: torch.Generator | None, device: torch.device, drop_last: bool = False
+    n: int,
+    batch_size: int,
+    generator: torch.Generator | None,
+    device: torch.device,
+    drop_last: bool = False,
+    weights: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Index batches over n items, shuffled with `generator` (None: in order)."""
-    order = (
-        torch.randperm(n, generator=generator, device=generator.device).to(device)
-        if generator is not None
-        else torch.arange(n, device=device)
-    )
+    """Index batches over n items, shuffled with `generator` (None: in order); with `weights`, an epoch is n
+    draws with replacement in proportion to them (class-balanced sampling)."""
+    if generator is not None and weights is not None:
+        order = torch.multinomial(weights.to(generator.device), n, replacement=True, generator=generator).to(device)
+    elif generator is not None:
+        order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    else:
+        order = torch.arange(n, device=device)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]

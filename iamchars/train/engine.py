@@ -24,7 +24,7 @@ from iamchars.config import TrainConfig
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_open, atomic_path, write_json
 from iamchars.parallel import usable_cpus
-from iamchars.train.data import Dataset, Split, augment, batches, to_float
+from iamchars.train.data import Dataset, Split, augment, balanced_weights, batches, to_float
 from iamchars.train.metrics import report
 from iamchars.train.models import build_model
 
@@ -253,6 +253,7 @@ def train(
                 "use --force to start over"
             ) from None
         log(f"resumed from {last} at epoch {start_epoch}")
+    weights = balanced_weights(data.train.labels) if cfg.balance else None
     step_fn = torch.compile(model) if cfg.compile else model
     amp = cfg.amp and device.type == "cuda"
     stale = 0
@@ -269,7 +270,8 @@ def train(
             disable=not progress,
             leave=False,
         )
-        for step, idx in enumerate(batches(len(data.train), cfg.batch_size, generator, device, drop_last=True)):
+        order = batches(len(data.train), cfg.batch_size, generator, device, drop_last=True, weights=weights)
+        for step, idx in enumerate(order):
             x = to_float(data.train.images[idx])
             y = data.train.labels[idx]
             if cfg.augment:
