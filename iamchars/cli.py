@@ -456,6 +456,10 @@ def train(
         int | None,
         cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use; 1 on a busy machine)"),
     ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="start from this checkpoint's weights (fine-tuning)", show_default="none")
+    ] = None,
+    freeze: Annotated[int | None, cfg_option(TrainConfig, "freeze", "freeze the first N feature stages")] = None,
     balance: Annotated[
         bool | None,
         typer.Option("--balance/--no-balance", help="draw rare classes more often", show_default="no"),
@@ -491,6 +495,8 @@ def train(
             "train.patience": patience,
             "train.threads": threads,
             "train.balance": balance,
+            "train.init": str(init) if init is not None else None,
+            "train.freeze": freeze,
         },
     ).train
     if cfg.model not in MODELS:

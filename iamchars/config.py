@@ -162,6 +162,12 @@ class TrainConfig:
     seed: int = bounded(0, 0)
     patience: int = bounded(0, 0, 10_000)
     """Early stopping after this many epochs without a better validation accuracy (0 disables)."""
+    init: str = ""
+    """A checkpoint to start from (transfer learning); its head is re-made when the class sets differ."""
+    freeze: int = bounded(0, 0, 20)
+    """Train with the first N stages of the feature extractor frozen."""
+    backbone_lr_scale: float = bounded(0.1, 0.0, 1.0)
+    """With `init`: the backbone's learning rate as a share of `lr` (the new head gets all of it)."""
     balance: bool = False
     """Class-balanced sampling: rare classes drawn more often (see `train.data.balanced_weights`)."""
     threads: int = bounded(0, 0, 1024)

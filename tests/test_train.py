@@ -273,3 +273,23 @@ def test_balanced_sampling_draws_rare_classes_more_often() -> None:
     assert 0.2 < share < 0.3  # sqrt balancing: 100 ** 0.5 / (900 ** 0.5 + 100 ** 0.5) = 0.25; 0.10 without
     equal = torch.cat(list(batches(1000, 100, gen, CPU, weights=balanced_weights(labels, power=1.0))))
     assert 0.45 < float((labels[equal] == 1).float().mean()) < 0.55
+
+
+def test_fine_tuning_starts_from_another_runs_weights(dataset_dir: Path, tmp_path: Path) -> None:
+    data = load_dataset(dataset_dir, CPU)
+    train(data, tmp_path / "pre", _cfg(epochs=1, model="resnet"), progress=False, log=lambda _m: None)
+    pre = torch.load(tmp_path / "pre" / "checkpoints" / "last.pt", weights_only=False)
+    pre["classes"]["num_classes"] = 10  # a run on another class set: its head does not fit
+    pre["model"]["classifier.2.weight"] = pre["model"]["classifier.2.weight"][:10]
+    pre["model"]["classifier.2.bias"] = pre["model"]["classifier.2.bias"][:10]
+    torch.save(pre, tmp_path / "other.pt")
+    messages: list[str] = []
+    cfg = _cfg(epochs=1, model="resnet", init=str(tmp_path / "other.pt"), freeze=2)
+    train(data, tmp_path / "fine", cfg, progress=False, log=messages.append)
+    assert any("new: classifier.2.weight, classifier.2.bias" in m for m in messages)
+    assert any("froze the first 2 of" in m for m in messages)
+    fine = torch.load(tmp_path / "fine" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert torch.equal(fine["features.0.0.weight"], pre["model"]["features.0.0.weight"])  # loaded and frozen
+    assert torch.equal(fine["features.2.0.weight"], pre["model"]["features.2.0.weight"])
+    assert not torch.equal(fine["features.3.body.0.weight"], pre["model"]["features.3.body.0.weight"])  # trained
+    assert fine["classifier.2.weight"].shape[0] == data.num_classes

@@ -27,6 +27,7 @@ from iamchars.parallel import usable_cpus
 from iamchars.train.data import Dataset, Split, augment, balanced_weights, batches, to_float
 from iamchars.train.metrics import report
 from iamchars.train.models import build_model
+from iamchars.train.transfer import freeze, is_head, load_pretrained
 
 CHECK_EVERY = 25
 """Steps between checks of the loss for NaN/inf (each check synchronises with the GPU)."""
@@ -44,10 +45,17 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN and biases are not decayed
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def make_optimizer(model: nn.Module, cfg: TrainConfig, backbone_lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW or SGD; norms and biases not decayed; the backbone (all but the head) at `backbone_lr_scale`
+    times the learning rate (below 1 when fine-tuning pretrained weights). Frozen weights are left out."""
+    groups = []
+    for head in (False, True):
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad and is_head(n) == head]
+        lr = cfg.lr * (1.0 if head else backbone_lr_scale)
+        for decayed in (True, False):  # BN and biases are not decayed
+            chosen = [p for _, p in params if (p.ndim > 1) == decayed]
+            if chosen:
+                groups.append({"params": chosen, "weight_decay": cfg.weight_decay if decayed else 0.0, "lr": lr})
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     if cfg.optimizer == "sgd":
@@ -59,7 +67,8 @@ def make_scheduler(
     optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.25)
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=max(steps, 1), pct_start=0.25)
     if cfg.schedule == "cosine":
         warmup = max(1, steps // 20)
         return torch.optim.lr_scheduler.LambdaLR(
@@ -226,8 +235,16 @@ def train(
     model = build_model(cfg.model, data.num_classes, data.size).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    backbone_lr_scale = 1.0
+    if cfg.init and not resume:
+        loaded, fresh = load_pretrained(model, load_checkpoint(Path(cfg.init)))
+        log(f"initialised {len(loaded)} tensors from {cfg.init}; new: {', '.join(fresh) or 'none'}")
+        backbone_lr_scale = cfg.backbone_lr_scale
+    if cfg.freeze:
+        available = freeze(model, cfg.freeze)
+        log(f"froze the first {min(cfg.freeze, available)} of {available} stages")
     steps_per_epoch = max(1, len(data.train) // cfg.batch_size)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg, backbone_lr_scale)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     generator = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed)
