@@ -12,7 +12,7 @@ DEMO := data/demo
 IAM_RAW ?= data/raw/iam
 IAM_OUT ?= data/processed/iam
 
-.PHONY: venv demo iam test lint bench faults box-gap clean
+.PHONY: venv demo iam test lint bench faults box-gap zoo clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,12 @@ bench: $(STAMP)
 
 faults: $(STAMP)
 	$(BIN)/python -m tests.faults
+
+# Every model on the demo dataset with the same budget: data/demo/zoo/zoo.md (builds the dataset if needed).
+zoo: $(STAMP)
+	test -f $(DEMO)/dataset/manifest.parquet || $(BIN)/iamchars synth --config $(CONFIG) --out $(DEMO)/iam
+	test -f $(DEMO)/dataset/manifest.parquet || $(BIN)/iamchars build-dataset --config $(CONFIG) --iam-root $(DEMO)/iam --out $(DEMO)/dataset
+	$(BIN)/iamchars zoo --config $(CONFIG) --data $(DEMO)/dataset --out $(DEMO)/zoo
 
 # What segmentation costs the recogniser: trained on true vs estimated boxes, tested on true-box crops.
 BOXGAP_CORPUS ?= ../shared/pen-dev

@@ -550,6 +550,48 @@ def train(
 
 
 @command()
+def zoo(
+    data: Annotated[Path, typer.Option(help="dataset folder from build-dataset")] = Path("data/processed/iam"),
+    out: Annotated[Path, typer.Option(help="folder for zoo.md, zoo.png and one run per model")] = Path("data/runs/zoo"),
+    models: Annotated[str | None, typer.Option(help="comma-separated models", show_default="all")] = None,
+    epochs: Annotated[int | None, cfg_option(TrainConfig, "epochs", "passes over the training set")] = None,
+    batch_size: Annotated[int | None, cfg_option(TrainConfig, "batch_size", "images per step")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...", show_default="auto")] = None,
+    threads: Annotated[
+        int | None, cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use)")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train every model on the same data with the same budget and write the model table (zoo.md)."""
+    from iamchars.fileio import write_json, write_text
+    from iamchars.train.data import load_dataset
+    from iamchars.train.engine import pick_device
+    from iamchars.train.models import MODELS
+    from iamchars.train.plots import save_figure
+    from iamchars.train.zoo import run_zoo, zoo_curves, zoo_table
+
+    cfg = _config(
+        config,
+        set_,
+        {"train.epochs": epochs, "train.batch_size": batch_size, "train.device": device, "train.threads": threads},
+    ).train
+    chosen = [m.strip() for m in models.split(",")] if models else list(MODELS)
+    unknown = [m for m in chosen if m not in MODELS]
+    if unknown:
+        raise _fail(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}", 2)
+    output_dir(out)
+    dev = pick_device(cfg.device)
+    dataset = load_dataset(data, dev)
+    rows = run_zoo(dataset, out, cfg, chosen, log=typer.echo)
+    table = zoo_table(rows, cfg, dataset, str(dev))
+    write_text(out / "zoo.md", table)
+    write_json(out / "zoo.json", [{k: v for k, v in r.items() if k != "history"} for r in rows])
+    save_figure(zoo_curves(rows), out / "zoo.png")
+    typer.echo(table)
+
+
+@command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train (best.pt or last.pt)")],
     data: Annotated[Path, typer.Option(help="a dataset folder with the same class set")],

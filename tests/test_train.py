@@ -293,3 +293,16 @@ def test_fine_tuning_starts_from_another_runs_weights(dataset_dir: Path, tmp_pat
     assert torch.equal(fine["features.2.0.weight"], pre["model"]["features.2.0.weight"])
     assert not torch.equal(fine["features.3.body.0.weight"], pre["model"]["features.3.body.0.weight"])  # trained
     assert fine["classifier.2.weight"].shape[0] == data.num_classes
+
+
+def test_zoo_trains_every_model_into_one_table(dataset_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zoo"
+    args = ["zoo", "--data", str(dataset_dir), "--out", str(out), "--epochs", "1", "--batch-size", "64"]
+    result = runner.invoke(app, [*args, "--threads", "1", "--set", "train.channels_last=false"])
+    assert result.exit_code == 0, result.output
+    table = (out / "zoo.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith(("| model", "| ---"))]
+    assert sorted(r.split(" | ")[0][2:] for r in rows) == sorted(MODELS)
+    assert all(r.split(" | ")[1].replace(",", "").isdigit() for r in rows)
+    assert cv2.imread(str(out / "zoo.png")) is not None and (out / "lenet5" / "metrics.json").is_file()
+    assert runner.invoke(app, [*args, "--models", "lenet5,alexnet"]).exit_code == 2
