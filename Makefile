@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/iamchars synth --config $(CONFIG) --out $(DEMO)/iam --preview
 	$(BIN)/iamchars build-dataset --config $(CONFIG) --iam-root $(DEMO)/iam --out $(DEMO)/dataset
 	$(BIN)/iamchars evaluate-segmentation --gt $(DEMO)/iam/chars_gt.csv --manifest $(DEMO)/dataset/manifest.parquet --iam-root $(DEMO)/iam --out $(DEMO)/segeval
-	$(BIN)/iamchars train --config $(CONFIG) --data $(DEMO)/dataset --out $(DEMO)/run
+	$(BIN)/iamchars train --config $(CONFIG) --data $(DEMO)/dataset --out $(DEMO)/run --force
 	@echo "QA pictures:        $(DEMO)/dataset/qa/"
 	@echo "Segmentation eval:  $(DEMO)/segeval/"
 	@echo "Training pictures:  $(DEMO)/run/plots/"
