@@ -86,6 +86,15 @@ def cfg_option(section: type, key: str, help: str, *flags: str) -> Any:
     return typer.Option(*flags, help=help, min=limits.get("min"), max=limits.get("max"), show_default=shown)
 
 
+EpochsOpt = Annotated[int | None, cfg_option(TrainConfig, "epochs", "passes over the training set")]
+BatchOpt = Annotated[int | None, cfg_option(TrainConfig, "batch_size", "images per step")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...", show_default="auto")]
+ThreadsOpt = Annotated[
+    int | None,
+    cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use; 1 on a busy machine)"),
+]
+
+
 def _config(path: Path | None, overrides: list[str] | None, extra: dict[str, object]) -> PipelineConfig:
     """Config file, then --set, then the explicit flags of a command (which win)."""
     flags = [f"{k}={json.dumps(v)}" for k, v in extra.items() if v is not None]
@@ -437,8 +446,8 @@ def train(
     data: Annotated[Path, typer.Option(help="dataset folder from build-dataset")] = Path("data/processed/iam"),
     out: Annotated[Path, typer.Option(help="run folder (checkpoints, metrics, plots)")] = Path("data/runs/default"),
     model: Annotated[str | None, typer.Option(help="lenet5, vgg or resnet", show_default="resnet")] = None,
-    epochs: Annotated[int | None, cfg_option(TrainConfig, "epochs", "passes over the training set")] = None,
-    batch_size: Annotated[int | None, cfg_option(TrainConfig, "batch_size", "images per step")] = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
     lr: Annotated[float | None, cfg_option(TrainConfig, "lr", "peak learning rate")] = None,
     optimizer: Annotated[str | None, cfg_option(TrainConfig, "optimizer", "optimiser (sgd: Nesterov)")] = None,
     schedule: Annotated[str | None, cfg_option(TrainConfig, "schedule", "learning-rate schedule")] = None,
@@ -447,15 +456,12 @@ def train(
         bool | None,
         typer.Option("--compile/--no-compile", help="torch.compile the model (GPU speed)", show_default="no"),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...", show_default="auto")] = None,
+    device: DeviceOpt = None,
     seed: Annotated[int | None, cfg_option(TrainConfig, "seed", "random seed (same seed, same run on a CPU)")] = None,
     patience: Annotated[
         int | None, cfg_option(TrainConfig, "patience", "early stopping patience in epochs (0: off)")
     ] = None,
-    threads: Annotated[
-        int | None,
-        cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use; 1 on a busy machine)"),
-    ] = None,
+    threads: ThreadsOpt = None,
     init: Annotated[
         Path | None, typer.Option(help="start from this checkpoint's weights (fine-tuning)", show_default="none")
     ] = None,
@@ -554,12 +560,10 @@ def zoo(
     data: Annotated[Path, typer.Option(help="dataset folder from build-dataset")] = Path("data/processed/iam"),
     out: Annotated[Path, typer.Option(help="folder for zoo.md, zoo.png and one run per model")] = Path("data/runs/zoo"),
     models: Annotated[str | None, typer.Option(help="comma-separated models", show_default="all")] = None,
-    epochs: Annotated[int | None, cfg_option(TrainConfig, "epochs", "passes over the training set")] = None,
-    batch_size: Annotated[int | None, cfg_option(TrainConfig, "batch_size", "images per step")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...", show_default="auto")] = None,
-    threads: Annotated[
-        int | None, cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use)")
-    ] = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:

@@ -219,11 +219,11 @@ def _copy_run(ws: Workspace) -> Path:
     return run
 
 
-def _train(ws: Workspace, out: Path, *extra: str) -> Outcome:
+def _train(ws: Workspace, out: Path, *extra: str, data: Path | None = None) -> Outcome:
     return ws.cli(
         "train",
         "--data",
-        ws.dataset,
+        data or ws.dataset,
         "--out",
         out,
         "--model",
@@ -452,23 +452,7 @@ def one_class(ws: Workspace) -> tuple[bool, str]:
         arrays["labels"] = np.zeros_like(arrays["labels"])
         with open(path, "wb") as handle:
             np.savez(handle, **arrays)
-    outcome = ws.cli(
-        "train",
-        "--data",
-        out,
-        "--out",
-        out.parent / "run",
-        "--model",
-        "lenet5",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--no-progress",
-        "--no-plots",
-        "--threads",
-        "1",
-    )
+    outcome = _train(ws, out.parent / "run", data=out)
     warned = "warning:" in outcome.output and "1 class" in outcome.output
     return warned, "warned" if warned else _first_error(outcome)
 
