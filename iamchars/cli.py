@@ -479,6 +479,7 @@ def train(
 ) -> None:
     """Train a CNN on the packed arrays (GPU when there is one), with checkpoints, metrics and plots."""
     from iamchars.train.data import load_dataset
+    from iamchars.train.distributed import context, device_name
     from iamchars.train.engine import pick_device
     from iamchars.train.engine import train as run_train
     from iamchars.train.models import MODELS, build_model, summary
@@ -510,7 +511,9 @@ def train(
     if resume and force:
         raise _fail("--resume and --force contradict each other: continue the run, or replace it", 2)
     output_dir(out)
-    dev = pick_device(cfg.device)
+    ctx = context(cfg.device)  # under torchrun: this rank's place; rank 0 alone prints and writes
+    say = typer.echo if ctx.is_main else (lambda _message: None)
+    dev = pick_device(device_name(cfg.device, ctx))
     dataset = load_dataset(data, dev)
     if len(dataset.train) < cfg.batch_size or len(dataset.val) == 0:
         raise UserError(
@@ -518,18 +521,22 @@ def train(
             f"one batch ({cfg.batch_size}, see --batch-size) to train and some to validate"
         )
     present = int(dataset.train.labels.unique().numel())
-    if present < 2:
+    if present < 2 and ctx.is_main:
         typer.secho(
             f"warning: {data}: the training split holds {present} class; the model can only learn to answer it",
             fg=typer.colors.YELLOW,
             err=True,
         )
-    typer.echo(
-        f"device: {dev}; train {len(dataset.train):,} / val {len(dataset.val):,} / "
+    say(
+        f"device: {dev}"
+        + (f" (rank {ctx.rank} of {ctx.world})" if ctx.world > 1 else "")
+        + f"; train {len(dataset.train):,} / val {len(dataset.val):,} / "
         f"test {len(dataset.test):,} images of {dataset.size}x{dataset.size}, {dataset.num_classes} classes"
     )
-    typer.echo(summary(build_model(cfg.model, dataset.num_classes, dataset.size), dataset.size))
-    result = run_train(dataset, out, cfg, resume=resume, progress=progress, log=typer.echo, force=force)
+    say(summary(build_model(cfg.model, dataset.num_classes, dataset.size), dataset.size))
+    result = run_train(dataset, out, cfg, resume=resume, progress=progress and ctx.is_main, log=say, force=force)
+    if not ctx.is_main:
+        return
     metrics = result["metrics"]
     test = metrics["test"]
     if plots:

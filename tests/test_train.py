@@ -306,3 +306,34 @@ def test_zoo_trains_every_model_into_one_table(dataset_dir: Path, tmp_path: Path
     assert all(r.split(" | ")[1].replace(",", "").isdigit() for r in rows)
     assert cv2.imread(str(out / "zoo.png")) is not None and (out / "lenet5" / "metrics.json").is_file()
     assert runner.invoke(app, [*args, "--models", "lenet5,alexnet"]).exit_code == 2
+
+
+def test_torchrun_trains_on_two_processes_and_resumes_on_one(dataset_dir: Path, tmp_path: Path) -> None:
+    """DistributedDataParallel on the gloo backend, as `torchrun --nproc_per_node=2 -m iamchars.cli train`."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    args = ["--data", str(dataset_dir), "--out", str(out), "--model", "lenet5", "--batch-size", "32"]
+    args += ["--no-progress", "--threads", "1", "--set", "train.channels_last=false", "--set", "train.augment=false"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
+    done = subprocess.run(
+        [*launch, "-m", "iamchars.cli", "train", *args, "--epochs", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("best epoch") == 1  # rank 0 alone reports
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    for name in ("curves", "confusion", "occlusion", "saliency"):
+        assert (out / "plots" / f"{name}.png").is_file(), name
+    history = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["history"]
+    assert len(history) == 4 and history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_top1"] > 3 / 62  # learns: well above chance
+    result = runner.invoke(app, ["train", *args, "--epochs", "5", "--resume"])  # on one process now
+    assert result.exit_code == 0, result.output
+    assert "resumed" in result.output and json.loads((out / "metrics.json").read_text())["world_size"] == 1
+    assert len(torch.load(out / "checkpoints" / "last.pt", weights_only=False)["history"]) == 5

@@ -9,9 +9,11 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import itertools
 import math
 import shutil
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from iamchars.errors import UserError
 from iamchars.fileio import atomic_open, atomic_path, write_json
 from iamchars.parallel import usable_cpus
 from iamchars.train.data import Dataset, Split, augment, balanced_weights, batches, to_float
+from iamchars.train.distributed import context
 from iamchars.train.metrics import report
 from iamchars.train.models import build_model
 from iamchars.train.transfer import freeze, is_head, load_pretrained
@@ -228,8 +231,18 @@ def train(
     An existing run in `out` is continued (`resume`) or replaced (`force`), never overwritten silently."""
     from tqdm import tqdm
 
-    prepare_run_dir(out, resume, force)
+    ctx = context(cfg.device)
+    if ctx.is_main:
+        prepare_run_dir(out, resume, force)
+    ctx.barrier()
     device = data.train.images.device
+    shard = (
+        data.train
+        if ctx.world == 1
+        else Split(
+            data.train.images[ctx.rank :: ctx.world], data.train.labels[ctx.rank :: ctx.world], data.train.char_ids
+        )
+    )
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads or usable_cpus())
     model = build_model(cfg.model, data.num_classes, data.size).to(device)
@@ -243,11 +256,11 @@ def train(
     if cfg.freeze:
         available = freeze(model, cfg.freeze)
         log(f"froze the first {min(cfg.freeze, available)} of {available} stages")
-    steps_per_epoch = max(1, len(data.train) // cfg.batch_size)
+    steps_per_epoch = max(1, (len(data.train) // ctx.world) // cfg.batch_size)  # the same on every rank
     optimizer = make_optimizer(model, cfg, backbone_lr_scale)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    generator = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed)
+    generator = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed + ctx.rank)
     history: list[dict[str, float]] = []
     best = {"val_top1": -1.0, "epoch": -1}
     start_epoch = 0
@@ -259,19 +272,26 @@ def train(
         try:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
+            if ckpt.get("steps_per_epoch") == steps_per_epoch and ckpt["config"]["epochs"] == cfg.epochs:
+                scheduler.load_state_dict(ckpt["scheduler"])
+            else:  # more epochs, or another world size: the new schedule, at the point reached
+                _fast_forward(scheduler, (ckpt["epoch"] + 1) * steps_per_epoch)
             if ema is not None and ckpt.get("ema"):
                 ema.model.load_state_dict(ckpt["ema"])
-            generator.set_state(ckpt["generator"])
             history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
+            if ctx.world == 1 and ckpt.get("world_size", 1) == 1:
+                generator.set_state(ckpt["generator"])  # bit for bit, as if never stopped
+            else:  # another world size: a fresh stream per rank and epoch
+                generator.manual_seed(cfg.seed + 1000 * start_epoch + ctx.rank)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(
                 f"{last}: cannot resume from it with this model and dataset ({str(exc).splitlines()[0][:120]}); "
                 "use --force to start over"
             ) from None
         log(f"resumed from {last} at epoch {start_epoch}")
-    weights = balanced_weights(data.train.labels) if cfg.balance else None
-    step_fn = torch.compile(model) if cfg.compile else model
+    weights = balanced_weights(shard.labels) if cfg.balance else None
+    wrapped = model if ctx.world == 1 else nn.parallel.DistributedDataParallel(model)
+    step_fn = torch.compile(wrapped) if cfg.compile else wrapped
     amp = cfg.amp and device.type == "cuda"
     stale = 0
     for epoch in range(start_epoch, cfg.epochs):
@@ -287,10 +307,10 @@ def train(
             disable=not progress,
             leave=False,
         )
-        order = batches(len(data.train), cfg.batch_size, generator, device, drop_last=True, weights=weights)
-        for step, idx in enumerate(order):
-            x = to_float(data.train.images[idx])
-            y = data.train.labels[idx]
+        order = batches(len(shard), cfg.batch_size, generator, device, drop_last=True, weights=weights)
+        for step, idx in enumerate(itertools.islice(order, steps_per_epoch)):
+            x = to_float(shard.images[idx])
+            y = shard.labels[idx]
             if cfg.augment:
                 x = augment(x, generator)
             if cfg.channels_last:
@@ -319,6 +339,8 @@ def train(
         if device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0
+        loss_sum, correct = ctx.sum(loss_sum), ctx.sum(correct)
+        seen = int(ctx.sum(torch.tensor(seen, device=device)).item())
         eval_model = ema.model if ema is not None else model
         val, _ = evaluate_split(eval_model, data.val, data.class_chars)
         row = {
@@ -351,11 +373,14 @@ def train(
             "config": asdict(cfg),
             "classes": data.classes,
             "image_size": data.size,
+            "world_size": ctx.world,
+            "steps_per_epoch": steps_per_epoch,
         }
-        _save_checkpoint(last, state)
-        if improved:
-            _save_checkpoint(out / "checkpoints" / "best.pt", state)
-        _write_history(out / "history.csv", history)
+        if ctx.is_main:
+            _save_checkpoint(last, state)
+            if improved:
+                _save_checkpoint(out / "checkpoints" / "best.pt", state)
+            _write_history(out / "history.csv", history)
         log(
             f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
             f"val acc {row['val_top1']:.4f}  top5 {row['val_top5']:.4f}  {row['images_per_s']:,.0f} img/s"
@@ -363,6 +388,7 @@ def train(
         if cfg.patience and stale >= cfg.patience:
             log(f"early stop: no better validation accuracy for {cfg.patience} epochs")
             break
+    ctx.barrier()  # best.pt is written
     best_model, _ = model_from_checkpoint(out / "checkpoints" / "best.pt", device)
     test, logits = evaluate_split(best_model, data.test, data.class_chars)
     metrics = {
@@ -372,10 +398,20 @@ def train(
         "train_images_per_s": sum(h["images_per_s"] for h in history) / max(len(history), 1),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "world_size": ctx.world,
         "config": asdict(cfg),
     }
-    write_json(out / "metrics.json", metrics)
+    if ctx.is_main:
+        write_json(out / "metrics.json", metrics)
     return {"metrics": metrics, "model": best_model, "test_logits": logits, "history": history}
+
+
+def _fast_forward(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> None:
+    """Put a fresh schedule at step `steps` (its learning rates follow from the step count alone)."""
+    scheduler.last_epoch = steps - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "step() before optimizer.step()": intended here
+        scheduler.step()
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:
