@@ -310,13 +310,18 @@ def test_zoo_trains_every_model_into_one_table(dataset_dir: Path, tmp_path: Path
 
 def test_torchrun_trains_on_two_processes_and_resumes_on_one(dataset_dir: Path, tmp_path: Path) -> None:
     """DistributedDataParallel on the gloo backend, as `torchrun --nproc_per_node=2 -m iamchars.cli train`."""
+    import socket
     import subprocess
     import sys
+
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
 
     out = tmp_path / "run"
     args = ["--data", str(dataset_dir), "--out", str(out), "--model", "lenet5", "--batch-size", "32"]
     args += ["--no-progress", "--threads", "1", "--set", "train.channels_last=false", "--set", "train.augment=false"]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
     done = subprocess.run(
         [*launch, "-m", "iamchars.cli", "train", *args, "--epochs", "4"],
         capture_output=True,
