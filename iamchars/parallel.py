@@ -84,8 +84,8 @@ def _worker(fn: Callable[[Any], Any], conn: Connection, parent: int) -> None:
             reply = ("error", index, exc)
         try:
             conn.send(reply)
-        except Exception:  # an exception that cannot be pickled: its text is enough
-            conn.send(("error", index, RuntimeError(f"{type(reply[2]).__name__}: {reply[2]}")))
+        except Exception as exc:  # a result or an error that cannot be pickled: say so, in words
+            conn.send(("error", index, RuntimeError(f"job {index}: its {reply[0]} reply cannot be sent back ({exc})")))
 
 
 class Terminated(KeyboardInterrupt):

@@ -113,11 +113,12 @@ def process_form(job: FormJob) -> dict[str, Any]:
     rows: list[list[Any]] = []
     crops: list[np.ndarray] = []
     levels = {lid: paper_and_ink_levels(img) for lid, img in images.items()}
-    graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
-    stats = {}
-    for lid, img in images.items():
-        geometry = line_geometry(img, int(graylevels[lid]), job.cfg.segment)
-        stats[lid] = (geometry.mean, geometry.std)
+    stats: dict[str, tuple[float, float]] = {}
+    if exp.crop == "line":  # the line's scale frames each crop
+        graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
+        for lid, img in images.items():
+            geometry = line_geometry(img, int(graylevels[lid]), job.cfg.segment)
+            stats[lid] = (geometry.mean, geometry.std)
     made: set[str] = set()
     for b in boxes.itertuples(index=False):
         line_id, split, writer, text, flag = word_info[b.word_id]
@@ -267,6 +268,22 @@ def _usable_words(corpus: IAMCorpus, include_err: bool) -> pd.DataFrame:
     return words if include_err else words[words["flag"] == "ok"]
 
 
+def _top_reasons(rejects: pd.DataFrame) -> str:
+    return "; ".join(f"{n:,} x {why}" for why, n in rejects["reason"].value_counts().head(2).items())
+
+
+def _check_reject_share(
+    corpus: IAMCorpus, rejected: int, rejects: pd.DataFrame, out: Path, cfg: PipelineConfig
+) -> None:
+    """The one limit on rejected word rows, checked before the work (rows) and after it (line images too)."""
+    if rejected > cfg.export.max_reject_share * corpus.input_word_rows:
+        raise DatasetError(
+            f"{corpus.root}: {rejected:,} of {corpus.input_word_rows:,} word rows rejected, more than "
+            f"--max-reject-share {cfg.export.max_reject_share} ({_top_reasons(rejects)}); see "
+            f"{out / 'rejects.csv'}, fix the input or raise the limit"
+        )
+
+
 def _check_input(corpus: IAMCorpus, words: pd.DataFrame, out: Path, cfg: PipelineConfig) -> None:
     """Fail before any work when nothing can be exported, or when too much of the input was rejected."""
     rows = corpus.input_word_rows
@@ -274,13 +291,10 @@ def _check_input(corpus: IAMCorpus, words: pd.DataFrame, out: Path, cfg: Pipelin
     if len(words) and rejected <= cfg.export.max_reject_share * rows:
         return
     write_table(corpus.rejects, out / "rejects.csv")
-    reasons = "; ".join(f"{n:,} x {why}" for why, n in corpus.rejects["reason"].value_counts().head(2).items())
+    reasons = _top_reasons(corpus.rejects)
     see = f"see {out / 'rejects.csv'}"
     if len(words):
-        raise DatasetError(
-            f"{corpus.root}: {rejected:,} of {rows:,} word rows rejected, more than --max-reject-share "
-            f"{cfg.export.max_reject_share} ({reasons}); {see}, fix the input or raise the limit"
-        )
+        _check_reject_share(corpus, rejected, corpus.rejects, out, cfg)
     if corpus.warnings:
         why = "; ".join(corpus.warnings)
     elif rejected:
@@ -426,11 +440,7 @@ def _merge(
     write_table(all_rejects, out / "rejects.csv")
     bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}  # not those composed from word images
     lost = int(corpus.input_word_rows - corpus.words["valid"].sum() + words["line_id"].isin(bad_lines).sum())
-    if lost > cfg.export.max_reject_share * corpus.input_word_rows:
-        raise DatasetError(
-            f"{corpus.root}: {lost:,} of {corpus.input_word_rows:,} word rows rejected, more than "
-            f"--max-reject-share {cfg.export.max_reject_share}; see {out / 'rejects.csv'}"
-        )
+    _check_reject_share(corpus, lost, all_rejects, out, cfg)
     if manifest.empty:
         why = [f"{sum(excluded.values()):,} outside the class set {classes.name}"] if excluded else []
         why += [f"{below:,} below --min-score {cfg.export.min_score}"] if below else []

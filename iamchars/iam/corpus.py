@@ -107,8 +107,8 @@ def validate(
 
 def _check_images(root: Path, kind: str, table: pd.DataFrame, key: str, rejects: Rejects) -> pd.Series:
     """Which images are complete PNGs of their box's size. A kind whose folder is absent altogether (only
-    lines.tgz or only words.tgz downloaded) is all False without a reject per item: `layout_warnings` says it
-    once."""
+    lines.tgz or only words.tgz downloaded) is all False without a reject per item: `_missing_image_folders`
+    says it once."""
     if not (root / kind).is_dir():
         return pd.Series(False, index=table.index, dtype=bool)
     ok = []

@@ -13,8 +13,9 @@ from iamchars.fileio import read_gray
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
 from iamchars.segment.evaluate import box_iou
-from iamchars.segment.pipeline import WordBox, clip_to_image, line_geometry, segment_line
+from iamchars.segment.pipeline import WordBox, clip_to_image, segment_line
 from iamchars.segment.selfcheck import word_check_boxes
+from iamchars.segment.vertical import ink_threshold
 
 BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score", "check_iou"]
 
@@ -134,7 +135,7 @@ def line_check_boxes(
     font: FontMetrics,
 ) -> list[np.ndarray | None]:
     """Self-check boxes (page coordinates) of the separable words of one line; None for the others."""
-    mask = gray < line_geometry(gray, graylevel, cfg).threshold
+    mask = gray < ink_threshold(gray, cfg.ink_threshold or graylevel)
     out: list[np.ndarray | None] = []
     for word in words:
         starts, ends = font.spans(word.text)
