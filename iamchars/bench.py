@@ -1,6 +1,6 @@
 """`make bench`: throughput figures for each stage, printed (tests never time anything).
 
-Run as `python -m iamchars.bench [stage ...]`; stages: synth, segment, export, train. Each stage after synth
+Run as `python -m iamchars.bench [stage ...]`; stages: synth, segment, aligned, export, train. Each stage after synth
 uses the 1,000-line corpus that synth writes.
 """
 
@@ -54,18 +54,56 @@ def bench_segment(work: Path) -> None:
         )
 
 
+def bench_aligned(work: Path) -> None:
+    """The `aligned` method's own cost: strips (per word, all cores), self-training (a fixed number of steps,
+    whatever the corpus size) and re-alignment (per word), each extrapolated to all of IAM."""
+    from iamchars.config import SegmentConfig
+    from iamchars.iam.corpus import load_corpus
+    from iamchars.nn import pick_device
+    from iamchars.parallel import ordered_map
+    from iamchars.segment.corpus_align import StripJob, plan_of, strips_of_form
+    from iamchars.segment.selftrain import self_train
+
+    corpus = load_corpus(work / "iam")
+    cfg = SegmentConfig(method="aligned")
+    words_table = corpus.words[corpus.words["valid"]]
+    jobs = [
+        StripJob(work / "iam", lines, words_table[words_table["form_id"] == f], cfg)
+        for f, lines in corpus.lines.groupby("form_id")
+    ]
+    start = time.perf_counter()
+    words = [w for found in ordered_map(strips_of_form, jobs, CORES) for w in found]
+    strips_s = time.perf_counter() - start
+    device = pick_device(cfg.align_device)
+    plan = plan_of(cfg)
+    result = self_train(words, plan, device)
+    per_word = strips_s / len(words)
+    realign_rate = result.realigned / result.realign_s
+    # all of IAM: the samples are capped, so fitting costs the same; the last round re-aligns every word
+    iam_realigned = (plan.rounds - 1) * plan.folds * plan.sample_words + 115_320
+    iam_s = 115_320 * per_word + result.fit_s + iam_realigned / realign_rate
+    print(
+        f"segment:  aligned  {len(words):,} words on {CORES} cores ({device.type}): strips "
+        f"{len(words) / strips_s:,.0f} words/s, {plan.rounds * plan.folds} networks fitted in {result.fit_s:.0f} s, "
+        f"re-alignment "
+        f"{realign_rate:,.0f} words/s; all of IAM: about {iam_s / 60:.1f} min (target: <= 15 min on 2 cores)"
+    )
+
+
 def bench_export(work: Path) -> None:
     from iamchars.dataset.export import build_dataset
 
     for workers in sorted({1, CORES}):
-        cfg = load_config(None, [f"export.workers={workers}"])
+        # the `aligned` method's self-training has its own line in the segment stage
+        cfg = load_config(None, [f"export.workers={workers}", 'segment.method="refined"'])
         out = work / f"dataset-{workers}"
         start = time.perf_counter()
         summary = build_dataset(work / "iam", out, cfg, progress=False)
         elapsed = time.perf_counter() - start
         rate = summary["characters"] / elapsed
         print(
-            f"export:   {summary['characters']:,} chars end to end in {elapsed:.1f} s with {workers} worker(s) = "
+            f"export:   {summary['characters']:,} chars (refined boxes) end to end in {elapsed:.1f} s with "
+            f"{workers} worker(s) = "
             f"{rate:,.0f} chars/s ({rate / workers:,.0f} per core); 500,000 IAM chars on 2 cores: "
             f"{500_000 / (rate / workers * 2) / 60:.1f} min   (target: >= 2,000 chars/s per core)"
         )
@@ -115,7 +153,13 @@ def bench_train(work: Path) -> None:
         )
 
 
-STAGES = {"synth": bench_synth, "segment": bench_segment, "export": bench_export, "train": bench_train}
+STAGES = {
+    "synth": bench_synth,
+    "segment": bench_segment,
+    "aligned": bench_aligned,
+    "export": bench_export,
+    "train": bench_train,
+}
 
 
 def main(argv: list[str]) -> None:

@@ -478,9 +478,9 @@ def train(
     set_: SetOpt = None,
 ) -> None:
     """Train a CNN on the packed arrays (GPU when there is one), with checkpoints, metrics and plots."""
+    from iamchars.nn import pick_device
     from iamchars.train.data import load_dataset
     from iamchars.train.distributed import context, device_name
-    from iamchars.train.engine import pick_device
     from iamchars.train.engine import train as run_train
     from iamchars.train.models import MODELS, build_model, summary
     from iamchars.train.plots import write_all
@@ -576,8 +576,8 @@ def zoo(
 ) -> None:
     """Train every model on the same data with the same budget and write the model table (zoo.md)."""
     from iamchars.fileio import write_json, write_text
+    from iamchars.nn import pick_device
     from iamchars.train.data import load_dataset
-    from iamchars.train.engine import pick_device
     from iamchars.train.models import MODELS
     from iamchars.train.plots import save_figure
     from iamchars.train.zoo import run_zoo, zoo_curves, zoo_table
@@ -614,8 +614,9 @@ def evaluate(
 ) -> None:
     """Top-1/top-5 and per-class precision/recall of a checkpoint on a dataset split."""
     from iamchars.fileio import write_json, write_table
+    from iamchars.nn import pick_device
     from iamchars.train.data import load_dataset
-    from iamchars.train.engine import evaluate_split, model_from_checkpoint, pick_device
+    from iamchars.train.engine import evaluate_split, model_from_checkpoint
 
     if split not in ("train", "val", "test"):
         raise _fail(f"--split must be train, val or test, got {split!r}", 2)
@@ -687,7 +688,8 @@ def predict(
     import numpy as np
 
     from iamchars.fileio import read_gray
-    from iamchars.train.engine import model_from_checkpoint, pick_device
+    from iamchars.nn import pick_device
+    from iamchars.train.engine import model_from_checkpoint
     from iamchars.train.inference import prepare_image, top_k
 
     model, ckpt = model_from_checkpoint(checkpoint, pick_device(device))
@@ -732,7 +734,8 @@ def explain(
     import numpy as np
 
     from iamchars.fileio import read_gray
-    from iamchars.train.engine import model_from_checkpoint, pick_device
+    from iamchars.nn import pick_device
+    from iamchars.train.engine import model_from_checkpoint
     from iamchars.train.explain import occlusion_maps, saliency_maps
     from iamchars.train.inference import prepare_image, top_k
     from iamchars.train.plots import explanations, save_figure

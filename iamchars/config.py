@@ -90,8 +90,9 @@ class SynthConfig:
 
 @dataclass
 class SegmentConfig:
-    method: str = one_of("refined", "seed")
-    """"seed" (line-statistics band + linear font alignment) or "refined" (the measured default)."""
+    method: str = one_of("aligned", "refined", "seed")
+    """"seed" (line-statistics band + linear font alignment), "refined" (font cuts fitted to the ink) or
+    "aligned" (refined cuts re-aligned by a network self-trained on the corpus's own word labels)."""
     k_std: float = bounded(1.5, 0.1, 10.0)
     """Vertical band half-height in line-ink standard deviations."""
     font: str = "dancing-script"
@@ -115,6 +116,19 @@ class SegmentConfig:
     """Cut between characters along the cheapest path through the ink, not a straight (deslanted) line."""
     path_reach: float = bounded(0.4, 0.0, 3.0)
     """How far (in mean character widths) a cut path may bend away from its cut."""
+    align_rounds: int = bounded(2, 1, 20)
+    """`aligned`: rounds of self-training (re-align, learn again)."""
+    align_steps: int = bounded(600, 10, 1_000_000)
+    """`aligned`: optimiser steps of each network (one per writer fold and round)."""
+    align_sample_words: int = bounded(4000, 10, 10_000_000)
+    """`aligned`: words per writer fold that the networks learn from."""
+    align_reach: float = bounded(0.6, 0.0, 2.0)
+    """`aligned`: how far (in character widths) a cut may move from its refined position."""
+    align_prior_weight: float = bounded(1.0, 0.0, 100.0)
+    """`aligned`: weight of the Gaussian prior (sigma 0.35 character widths) that keeps cuts near refined."""
+    align_seed: int = bounded(0, 0, 2**31 - 1)
+    align_device: str = "auto"
+    """`aligned`: "auto" (a GPU when torch sees one), "cpu", "cuda" or "cuda:N"."""
 
 
 @dataclass

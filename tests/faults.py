@@ -89,7 +89,19 @@ def _fails_with(outcome: Outcome, *phrases: str) -> tuple[bool, str]:
 
 
 def _build(ws: Workspace, root: Path, out: Path, *extra: str) -> Outcome:
-    return ws.cli("build-dataset", "--iam-root", root, "--out", out, "--workers", "1", "--no-progress", *extra)
+    return ws.cli(
+        "build-dataset",
+        "--iam-root",
+        root,
+        "--out",
+        out,
+        "--workers",
+        "1",
+        "--method",
+        "refined",
+        "--no-progress",
+        *extra,
+    )
 
 
 # -- runs that produce nothing must not succeed ---------------------------------------------------------------
@@ -421,7 +433,7 @@ def ranges(ws: Workspace) -> tuple[bool, str]:
         _build(ws, ws.corpus, out / "a", "--size", "0"),
         _build(ws, ws.corpus, out / "b", "--size", "3"),
         _build(ws, ws.corpus, out / "c", "--k-std", "-1"),
-        ws.cli("build-dataset", "--iam-root", ws.corpus, "--out", out / "d", "--workers", "-1"),
+        ws.cli("build-dataset", "--iam-root", ws.corpus, "--out", out / "d", "--method", "refined", "--workers", "-1"),
         ws.cli("synth", "--out", out / "e", "--forms", "-3"),
         ws.cli("synth", "--out", out / "f", "--lines-per-form", "0"),
     ]
@@ -533,7 +545,18 @@ def _big_corpus(ws: Workspace) -> Path:
 @trial("kill -9 of build-dataset with 2 workers", "both workers end with their parent")
 def kill9_build(ws: Workspace) -> tuple[bool, str]:
     out = ws.new("ds9")
-    args = ["build-dataset", "--iam-root", str(_big_corpus(ws)), "--out", str(out), "--workers", "2", "--no-progress"]
+    args = [
+        "build-dataset",
+        "--iam-root",
+        str(_big_corpus(ws)),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--method",
+        "refined",
+        "--no-progress",
+    ]
     return _kill_and_watch(ws, args, signal.SIGKILL)
 
 
@@ -557,7 +580,18 @@ def kill9_synth(ws: Workspace) -> tuple[bool, str]:
 def ctrl_c_build(ws: Workspace) -> tuple[bool, str]:
     out = ws.new("dsint")
     root = _big_corpus(ws)
-    args = ["build-dataset", "--iam-root", str(root), "--out", str(out), "--workers", "2", "--no-progress"]
+    args = [
+        "build-dataset",
+        "--iam-root",
+        str(root),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--method",
+        "refined",
+        "--no-progress",
+    ]
     proc = _spawn(args, ws.tmp)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob(".work/forms/*.npz"))) < 2:

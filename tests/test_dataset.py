@@ -37,7 +37,7 @@ CONTRACT = [
 
 
 def _build(root: Path, out: Path, *overrides: str) -> dict:
-    cfg = load_config(None, ["export.workers=1", *overrides])
+    cfg = load_config(None, ["export.workers=1", 'segment.method="refined"', *overrides])
     return build_dataset(root, out, cfg, progress=False)
 
 
@@ -48,6 +48,8 @@ def built(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         app,
         [
             "build-dataset",
+            "--method",
+            "refined",
             "--iam-root",
             str(synth_corpus),
             "--out",
@@ -267,6 +269,8 @@ def test_bad_box_source_is_a_clear_error(synth_corpus: Path, tmp_path: Path) -> 
         app,
         [
             "build-dataset",
+            "--method",
+            "refined",
             "--iam-root",
             str(synth_corpus),
             "--out",
@@ -282,6 +286,7 @@ def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corp
     from iamchars.boxgap import box_gap
 
     overrides = ["train.model='lenet5'", "train.batch_size=64", "train.channels_last=false", "train.threads=1"]
+    overrides += ["segment.align_steps=20", "segment.align_rounds=1"]  # the default method, quickly
     (row,) = box_gap(synth_corpus, tmp_path, overrides, epochs=2, seeds=1)
     assert 0.0 < row["estimated"] <= 1.0 and 0.0 < row["true"] <= 1.0
     true = pd.read_parquet(tmp_path / "true" / "manifest.parquet")

@@ -201,6 +201,8 @@ def test_evaluate_segmentation_cli(synth_corpus: Path, tmp_path: Path) -> None:
         app,
         [
             "build-dataset",
+            "--method",
+            "refined",
             "--iam-root",
             str(synth_corpus),
             "--out",

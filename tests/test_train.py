@@ -27,7 +27,9 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def dataset_dir(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train") / "ds"
-    cfg = load_config(None, ["export.workers=1", "export.write_png=false", "export.include_err=true"])
+    cfg = load_config(
+        None, ["export.workers=1", "export.write_png=false", "export.include_err=true", 'segment.method="refined"']
+    )
     build_dataset(synth_corpus, out, cfg, progress=False)
     return out
 

@@ -32,6 +32,7 @@ from iamchars.fileio import atomic_path, read_table, write_json, write_png, writ
 from iamchars.iam.corpus import IAMCorpus, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.parallel import ordered_map, resolve_workers
+from iamchars.segment.corpus_align import align_corpus
 from iamchars.segment.pipeline import line_geometry
 from iamchars.segment.runner import BOX_COLUMNS, boxes_table, load_line_images, segment_form
 from iamchars.segment.selfcheck import summarize_check
@@ -76,6 +77,8 @@ class FormJob:
     cfg: PipelineConfig
     classes: ClassSet
     source: str
+    aligned: dict[str, np.ndarray] | None = None
+    """The `aligned` method's cuts of this form's words."""
 
 
 def _gt_boxes(words: pd.DataFrame, gt: pd.DataFrame) -> pd.DataFrame:
@@ -87,7 +90,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
     """Segment (or take true boxes), crop, write the PNGs and the form's shard; returns its counts."""
     exp = job.cfg.export
     if job.gt is None:
-        seg = segment_form(job.root, job.lines, job.words, job.cfg.segment)
+        seg = segment_form(job.root, job.lines, job.words, job.cfg.segment, job.aligned)
         boxes, loaded = seg.boxes, seg.lines
     else:
         loaded = load_line_images(job.root, job.lines, job.words)
@@ -341,6 +344,19 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
         if gt is not None
         else {}
     )
+    t1 = time.perf_counter()
+    aligned: dict[str, np.ndarray] = {}
+    if gt is None and cfg.segment.method == "aligned" and todo:
+        aligned = align_corpus(
+            Path(root),
+            lines_by_form,
+            words_by_form,
+            cfg.segment,
+            cfg.export.workers,
+            out / ".work" / "aligned_cuts.npz",
+            progress,
+        )
+    timings["align_s"] = time.perf_counter() - t1
     jobs = [
         FormJob(
             f,
@@ -352,6 +368,7 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
             cfg,
             classes,
             source,
+            {w: aligned[w] for w in words_by_form[f]["word_id"] if w in aligned} if aligned else None,
         )
         for f in todo
     ]

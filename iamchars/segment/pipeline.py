@@ -5,19 +5,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from iamchars.config import SegmentConfig
 from iamchars.fonts import FontMetrics
-from iamchars.segment.horizontal import seed_spans, word_layout
-from iamchars.segment.refine import WordInk, refine_word
+from iamchars.segment.alignment import AlignmentWord, strip_image
+from iamchars.segment.horizontal import WordLayout, seed_spans, word_layout
+from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refined_cuts
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import ink_threshold, line_ink_stats, vertical_band
 
-METHODS = ("seed", "refined")
+METHODS = ("seed", "refined", "aligned")
 
 
 @dataclass(frozen=True)
@@ -53,26 +54,30 @@ def clip_to_image(box: tuple[int, int, int, int], gray_shape: tuple[int, ...]) -
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
-def segment_line(
+@dataclass(frozen=True)
+class PreparedWord:
+    """One word of a line, ready for cuts: its clipped box (line coordinates), font layout and ink strip."""
+
+    word: WordBox
+    box: tuple[int, int, int, int]
+    layout: WordLayout
+    strip: WordStrip | None
+    """None when the word has too little ink inside the line's guide rows."""
+
+
+def prepare_line(
     gray: np.ndarray,
     origin: tuple[int, int],
     graylevel: int,
     words: Sequence[WordBox],
     cfg: SegmentConfig,
     font: FontMetrics,
-) -> list[np.ndarray]:
-    """Character boxes for every word of one line image.
-
-    `origin` is the line's top-left corner in the form page; word boxes come and boxes go back in page
-    coordinates. Returns one float array (n_chars, 5) per word: x, y, w, h, score."""
-    if cfg.method not in METHODS:
-        raise ValueError(f"segment.method must be one of {METHODS}, got {cfg.method!r}")
+) -> tuple[LineGeometry, np.ndarray, list[PreparedWord]]:
+    """The line's geometry and ink mask, and each word's deslanted ink (slant estimated on the whole line)."""
     geo = line_geometry(gray, graylevel, cfg)
     ox, oy = origin
     mask = gray < geo.threshold
     clipped = [clip_to_image((w.x - ox, w.y - oy, w.w, w.h), gray.shape) for w in words]
-    if cfg.method == "seed":
-        return [_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)]
     pixels = [np.nonzero(mask[y : y + h, x : x + w]) for x, y, w, h in clipped]
     ys = np.concatenate([p[0] + b[1] for p, b in zip(pixels, clipped, strict=True)] or [np.zeros(0, np.intp)])
     xs = np.concatenate([p[1] + b[0] for p, b in zip(pixels, clipped, strict=True)] or [np.zeros(0, np.intp)])
@@ -82,34 +87,82 @@ def segment_line(
         else 0.0
     )
     guide = (geo.mean - cfg.guide_k * geo.std, geo.mean + cfg.guide_k * geo.std)
+    prepared = []
+    for word, box, (wy, wx) in zip(words, clipped, pixels, strict=True):
+        ink = WordInk.from_pixels(wy + box[1], wx + box[0], slant, geo.mean)
+        prepared.append(
+            PreparedWord(word, box, word_layout(word.text, font), WordStrip.from_ink(ink, guide, cfg.min_ink_pixels))
+        )
+    return geo, mask, prepared
+
+
+def word_cuts(prepared: PreparedWord, cfg: SegmentConfig) -> np.ndarray:
+    """The refined method's cuts of a word with ink (deslanted ink columns)."""
+    assert prepared.strip is not None
+    return refined_cuts(prepared.strip, prepared.layout.cuts, cfg.snap_window, cfg.snap, cfg.gap_reach)
+
+
+def line_alignment_words(
+    gray: np.ndarray,
+    origin: tuple[int, int],
+    graylevel: int,
+    words: Sequence[WordBox],
+    writer_id: str,
+    cfg: SegmentConfig,
+    font: FontMetrics,
+) -> list[AlignmentWord]:
+    """What the aligner learns from and re-aligns: every word of the line that has ink."""
+    geo, _, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
+    out = []
+    for p in prepared:
+        if p.strip is None:
+            continue
+        strip, scale = strip_image(p.strip, geo.mean, geo.std)
+        cuts = word_cuts(p, cfg)
+        out.append(AlignmentWord(p.word.word_id, writer_id, p.word.text, strip, scale, cuts, p.strip.length))
+    return out
+
+
+def segment_line(
+    gray: np.ndarray,
+    origin: tuple[int, int],
+    graylevel: int,
+    words: Sequence[WordBox],
+    cfg: SegmentConfig,
+    font: FontMetrics,
+    aligned: Mapping[str, np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Character boxes for every word of one line image.
+
+    `origin` is the line's top-left corner in the form page; word boxes come and boxes go back in page
+    coordinates. `aligned` holds the `aligned` method's cuts by word id (deslanted ink columns); a word not in
+    it gets the refined cuts. Returns one float array (n_chars, 5) per word: x, y, w, h, score."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"segment.method must be one of {METHODS}, got {cfg.method!r}")
+    if cfg.method == "seed":
+        geo = line_geometry(gray, graylevel, cfg)
+        mask = gray < geo.threshold
+        clipped = [clip_to_image((w.x - origin[0], w.y - origin[1], w.w, w.h), gray.shape) for w in words]
+        return [_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)]
+    geo, mask, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
+    path_reach = cfg.path_reach if cfg.cut_paths else 0.0
     results: list[np.ndarray] = []
     widths: list[float] = []
-    for word, box, (wy, wx) in zip(words, clipped, pixels, strict=True):
-        layout = word_layout(word.text, font)
-        ink = WordInk.from_pixels(wy + box[1], wx + box[0], slant, geo.mean)
-        boxes, scores, char_width = refine_word(
-            ink,
-            layout.cuts,
-            layout.ink_share,
-            guide,
-            geo.band,
-            cfg.snap_window,
-            cfg.snap,
-            cfg.min_ink_pixels,
-            cfg.gap_reach,
-            cfg.path_reach if cfg.cut_paths else 0.0,
-        )
-        if char_width == 0.0:  # no ink inside the box: the reference method is all there is to go on
-            results.append(_seed_word(word.text, box, mask, geo, font, origin))
+    for p in prepared:
+        if p.strip is None:  # no ink inside the box: the reference method is all there is to go on
+            results.append(_seed_word(p.word.text, p.box, mask, geo, font, origin))
             widths.append(0.0)
             continue
-        out = np.empty((len(word.text), 5))
+        cuts = aligned.get(p.word.word_id) if aligned is not None else None
+        cuts = word_cuts(p, cfg) if cuts is None else cuts
+        boxes, scores = boxes_from_cuts(p.strip, cuts, p.layout.ink_share, geo.band, cfg.min_ink_pixels, path_reach)
+        out = np.empty((len(p.word.text), 5))
         out[:, :4] = boxes
         out[:, 4] = scores
-        out[:, 0] += ox
-        out[:, 1] += oy
+        out[:, 0] += origin[0]
+        out[:, 1] += origin[1]
         results.append(out)
-        widths.append(char_width)
+        widths.append(p.strip.length / len(p.word.text))
     _apply_width_consistency(results, widths)
     return results
 

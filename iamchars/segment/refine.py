@@ -103,6 +103,93 @@ def snap_cuts(cuts: np.ndarray, profile: np.ndarray, window: float) -> np.ndarra
     return out
 
 
+@dataclass(frozen=True)
+class WordStrip:
+    """A word's ink inside the line's guide rows, with its deslanted columns counted from the leftmost ink."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    xd: np.ndarray
+    cols: np.ndarray
+    origin: float
+    length: int
+    profile: np.ndarray
+
+    @classmethod
+    def from_ink(cls, ink: WordInk, guide: tuple[float, float], min_ink: int) -> WordStrip | None:
+        """None when the word has too little ink to place cuts in."""
+        ys, xs, xd = ink.ys, ink.xs, ink.xd
+        if len(ys) and (ys.min() < guide[0] or ys.max() > guide[1]):
+            keep = (ys >= guide[0]) & (ys <= guide[1])
+            ys, xs, xd = ys[keep], xs[keep], xd[keep]
+        if len(xd) < max(min_ink, 1):
+            return None
+        origin = float(np.floor(xd.min()))
+        length = int(np.floor(xd.max() - origin)) + 1  # ink columns [0, length)
+        cols = np.minimum((xd - origin).astype(np.int64), length - 1)
+        return cls(ys, xs, xd, cols, origin, length, column_profile(xd, origin, length))
+
+
+def refined_cuts(
+    strip: WordStrip, cuts_rel: np.ndarray, snap_window: float, snap: bool, gap_reach: float = 0.75
+) -> np.ndarray:
+    """The font's n+1 cuts (fractions of the ink extent) stretched over the word's deslanted ink, anchored in
+    its gaps and snapped to nearby minima of its column profile (strip columns)."""
+    cuts = cuts_rel * strip.length
+    char_width = strip.length / (len(cuts_rel) - 1)
+    if snap:
+        cuts, _ = anchor_at_gaps(cuts, strip.profile, gap_reach * char_width)
+        cuts = snap_cuts(cuts, strip.profile, snap_window * char_width)
+    return cuts
+
+
+def boxes_from_cuts(
+    strip: WordStrip,
+    cuts: np.ndarray,
+    expected_share: np.ndarray,
+    band: tuple[int, int],
+    min_ink: int,
+    path_reach: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (n, 4) in line coordinates and per-character scores: every ink pixel goes to the character
+    between its cuts (or cut paths), and a character's box is the tight box of its own pixels."""
+    n = len(cuts) - 1
+    ys, xs, cols, length, profile = strip.ys, strip.xs, strip.cols, strip.length, strip.profile
+    boxes = np.zeros((n, 4), np.float64)
+    char_width = length / n
+    if path_reach > 0 and n > 1:
+        rows = ys - ys.min()
+        image = ink_image(rows, cols, int(rows.max()) + 1, length)
+        paths = cut_paths(image, cuts[1:-1], max(1, round(path_reach * char_width)), row_step=PATH_ROW_STEP)
+        owner = owners_by_paths(rows, cols, paths, n)
+    else:
+        owner = np.searchsorted(cuts[1:-1], strip.xd - strip.origin, side="right")
+    counts = np.bincount(owner, minlength=n)
+    typical = max(float(profile.mean()), 1e-6)
+    cut_clean = np.ones(n + 1)
+    inner = np.clip(np.rint(cuts[1:-1]).astype(np.int64), 0, length - 1)
+    cut_clean[1:-1] = 1.0 - np.minimum(1.0, profile[inner] / (2.0 * typical))
+    share = counts / max(len(ys), 1)
+    coverage = np.exp(-np.abs(np.log((share + 0.02) / (expected_share + 0.02))))
+    order = np.argsort(owner, kind="stable")
+    nonempty = counts > 0
+    first = (np.cumsum(counts) - counts)[nonempty]  # each character's pixels are contiguous once sorted
+    xo, yo = xs[order], ys[order]
+    if len(first):
+        x0, y0 = np.minimum.reduceat(xo, first), np.minimum.reduceat(yo, first)
+        x1, y1 = np.maximum.reduceat(xo, first) + 1, np.maximum.reduceat(yo, first) + 1
+        boxes[nonempty] = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+    scores = coverage * (0.5 + 0.25 * (cut_clean[:-1] + cut_clean[1:]))
+    lone = counts < min_ink
+    if lone.any():  # no ink of its own: its deslanted span (exact at the line's mean row), the line band
+        boxes[lone, 0] = strip.origin + cuts[:-1][lone]
+        boxes[lone, 2] = np.maximum(strip.origin + cuts[1:][lone] - boxes[lone, 0], 1.0)
+        boxes[lone, 1] = band[0]
+        boxes[lone, 3] = band[1] - band[0]
+        scores[lone] *= 0.25
+    return boxes, scores
+
+
 def refine_word(
     ink: WordInk,
     cuts_rel: np.ndarray,
@@ -120,50 +207,9 @@ def refine_word(
     `cuts_rel` are the font's n+1 cuts as fractions of the ink extent, `expected_share` each character's
     share of the word's ink in the font (for the coverage score)."""
     n = len(cuts_rel) - 1
-    ys, xs, xd = ink.ys, ink.xs, ink.xd
-    if len(ys) and (ys.min() < guide[0] or ys.max() > guide[1]):
-        keep = (ys >= guide[0]) & (ys <= guide[1])
-        ys, xs, xd = ys[keep], xs[keep], xd[keep]
-    boxes = np.zeros((n, 4), np.float64)
-    if len(xd) < max(min_ink, 1):
-        return boxes, np.zeros(n), 0.0
-    origin = float(np.floor(xd.min()))
-    length = int(np.floor(xd.max() - origin)) + 1  # ink columns [0, length)
-    profile = column_profile(xd, origin, length)
-    cuts = cuts_rel * length
-    char_width = length / n
-    if snap:
-        cuts, _ = anchor_at_gaps(cuts, profile, gap_reach * char_width)
-        cuts = snap_cuts(cuts, profile, snap_window * char_width)
-    if path_reach > 0 and n > 1:
-        cols = np.minimum((xd - origin).astype(np.int64), length - 1)
-        rows = ys - ys.min()
-        image = ink_image(rows, cols, int(rows.max()) + 1, length)
-        paths = cut_paths(image, cuts[1:-1], max(1, round(path_reach * char_width)), row_step=PATH_ROW_STEP)
-        owner = owners_by_paths(rows, cols, paths, n)
-    else:
-        owner = np.searchsorted(cuts[1:-1], xd - origin, side="right")
-    counts = np.bincount(owner, minlength=n)
-    typical = max(float(profile.mean()), 1e-6)
-    cut_clean = np.ones(n + 1)
-    inner = np.minimum(np.rint(cuts[1:-1]).astype(np.int64), length - 1)
-    cut_clean[1:-1] = 1.0 - np.minimum(1.0, profile[inner] / (2.0 * typical))
-    share = counts / max(len(xd), 1)
-    coverage = np.exp(-np.abs(np.log((share + 0.02) / (expected_share + 0.02))))
-    order = np.argsort(owner, kind="stable")
-    nonempty = counts > 0
-    first = (np.cumsum(counts) - counts)[nonempty]  # each character's pixels are contiguous once sorted
-    xo, yo = xs[order], ys[order]
-    if len(first):
-        x0, y0 = np.minimum.reduceat(xo, first), np.minimum.reduceat(yo, first)
-        x1, y1 = np.maximum.reduceat(xo, first) + 1, np.maximum.reduceat(yo, first) + 1
-        boxes[nonempty] = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
-    scores = coverage * (0.5 + 0.25 * (cut_clean[:-1] + cut_clean[1:]))
-    lone = counts < min_ink
-    if lone.any():  # no ink of its own: its deslanted span (exact at the line's mean row), the line band
-        boxes[lone, 0] = origin + cuts[:-1][lone]
-        boxes[lone, 2] = np.maximum(origin + cuts[1:][lone] - boxes[lone, 0], 1.0)
-        boxes[lone, 1] = band[0]
-        boxes[lone, 3] = band[1] - band[0]
-        scores[lone] *= 0.25
-    return boxes, scores, char_width
+    strip = WordStrip.from_ink(ink, guide, min_ink)
+    if strip is None:
+        return np.zeros((n, 4), np.float64), np.zeros(n), 0.0
+    cuts = refined_cuts(strip, cuts_rel, snap_window, snap, gap_reach)
+    boxes, scores = boxes_from_cuts(strip, cuts, expected_share, band, min_ink, path_reach)
+    return boxes, scores, strip.length / n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from iamchars.config import SegmentConfig
 from iamchars.fileio import read_gray
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
+from iamchars.segment.alignment import AlignmentWord
 from iamchars.segment.evaluate import box_iou
-from iamchars.segment.pipeline import WordBox, clip_to_image, segment_line
+from iamchars.segment.pipeline import WordBox, clip_to_image, line_alignment_words, segment_line
 from iamchars.segment.selfcheck import word_check_boxes
 from iamchars.segment.vertical import ink_threshold
 
@@ -102,9 +104,37 @@ def words_by_line(words: pd.DataFrame) -> dict[str, list[WordBox]]:
     return by_line
 
 
-def segment_form(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig) -> FormSegmentation:
+def form_alignment_words(
+    root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig
+) -> list[AlignmentWord]:
+    """The `aligned` method's first pass over one form: each word's strip and refined cuts."""
+    font = load_font(cfg.font, cfg.font_size)
+    by_line = words_by_line(words)
+    writers = dict(zip(words["word_id"].tolist(), words["writer_id"].astype(str).tolist(), strict=True))
+    images = load_line_images(root, lines, words).images
+    out: list[AlignmentWord] = []
+    for line_id, lx, ly, graylevel in zip(
+        *(lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")), strict=True
+    ):
+        gray = images.get(line_id)
+        if gray is None:
+            continue
+        boxes = by_line[line_id]
+        writer = writers[boxes[0].word_id]
+        out += line_alignment_words(gray, (int(lx), int(ly)), int(graylevel), boxes, writer, cfg, font)
+    return out
+
+
+def segment_form(
+    root: Path,
+    lines: pd.DataFrame,
+    words: pd.DataFrame,
+    cfg: SegmentConfig,
+    aligned: Mapping[str, np.ndarray] | None = None,
+) -> FormSegmentation:
     """Boxes for every word of the given lines, each character with its self-check IoU (NaN unless its word
-    is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal."""
+    is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal. `aligned`: the
+    `aligned` method's cuts by word id."""
     font = load_font(cfg.font, cfg.font_size)
     by_line = words_by_line(words)
     loaded = load_line_images(root, lines, words)
@@ -117,7 +147,7 @@ def segment_form(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: Segm
             continue
         boxes = by_line[line_id]
         origin = (int(lx), int(ly))
-        results = segment_line(gray, origin, int(graylevel), boxes, cfg, font)
+        results = segment_line(gray, origin, int(graylevel), boxes, cfg, font, aligned)
         checks = line_check_boxes(gray, origin, int(graylevel), boxes, cfg, font)
         for word, out, check in zip(boxes, results, checks, strict=True):
             iou = box_iou(out[:, :4], check) if check is not None else np.full(len(out), np.nan)

@@ -40,14 +40,6 @@ class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: torch sees no CUDA GPU (is a CUDA build of torch installed? see README)")
-    return torch.device(name)
-
-
 def make_optimizer(model: nn.Module, cfg: TrainConfig, backbone_lr_scale: float = 1.0) -> torch.optim.Optimizer:
     """AdamW or SGD; norms and biases not decayed; the backbone (all but the head) at `backbone_lr_scale`
     times the learning rate (below 1 when fine-tuning pretrained weights). Frozen weights are left out."""

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from iamchars.nn import conv_bn
+
 
 class LeNet5(nn.Module):
     """LeCun et al. 1998, with ReLU and max-pooling: the classic baseline."""
@@ -33,10 +35,6 @@ class LeNet5(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
-
-
-def conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU())
 
 
 class VGGSmall(nn.Module):

@@ -1,0 +1,123 @@
+"""Forced alignment of a word's transcription to its ink: the pure-numpy half of the `aligned` method.
+
+A word becomes a *strip*: its deslanted ink drawn at the line's own scale (the rows mean +- 3 std of the line
+ink mapped to `STRIP_ROWS` rows, columns scaled by the same factor), so that every word of every writer
+reaches the network at one size. Each inner cut may move among a few candidates around its refined position;
+`viterbi_cuts` picks the sequence that maximises the network's log-probability of each character over its
+segment plus a Gaussian prior on the move (the font and the ink still speak through the refined cuts)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from iamchars.segment.refine import WordStrip
+
+STRIP_ROWS = 32
+STRIP_STDS = 3.0
+"""The strip spans the line's ink mean +- 3 std: ascenders and descenders of nearly every writer."""
+
+
+@dataclass(frozen=True)
+class AlignmentWord:
+    """What the aligner needs of one word, small enough to keep for all of IAM (uint8 strip)."""
+
+    word_id: str
+    writer_id: str
+    text: str
+    strip: np.ndarray
+    """(STRIP_ROWS, columns) uint8 ink density."""
+    scale: float
+    """Strip columns per deslanted ink column."""
+    cuts: np.ndarray
+    """The refined cuts (n + 1) in deslanted ink columns."""
+    length: int
+    """The word's deslanted ink width in columns."""
+
+
+def strip_image(strip: WordStrip, mean: float, std: float, rows: int = STRIP_ROWS) -> tuple[np.ndarray, float]:
+    """The word's deslanted ink at the line's scale: (rows, columns) uint8 density and the scale used."""
+    scale = rows / (2 * STRIP_STDS * max(std, 1e-3))
+    top = mean - STRIP_STDS * std
+    width = int(np.ceil(strip.length * scale)) + 1
+    r = np.floor((strip.ys - top) * scale).astype(np.int64)
+    c = np.floor(strip.cols * scale).astype(np.int64)
+    inside = (r >= 0) & (r < rows)
+    density = np.bincount(r[inside] * width + c[inside], minlength=rows * width).astype(np.float64)
+    density = np.minimum(density.reshape(rows, width) * scale * scale, 1.0)
+    return np.rint(density * 255).astype(np.uint8), float(scale)
+
+
+def to_strip_columns(cuts: np.ndarray, scale: float, width: int) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(cuts, np.float64) * scale).astype(np.int64), 0, width)
+
+
+def candidate_cuts(cuts: np.ndarray, length: int, reach: float, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Candidates for every cut (the outer two fixed at the ink's ends) and their offsets in character widths."""
+    n = len(cuts) - 1
+    offsets = np.linspace(-reach, reach, count) if count > 1 else np.zeros(1)
+    width = length / n
+    out = [np.array([0.0])]
+    out += [np.clip(cuts[i] + offsets * width, 1.0, length - 1.0) for i in range(1, n)]
+    out.append(np.array([float(length)]))
+    return out, offsets
+
+
+def segment_pairs(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every (start, end) pair of consecutive candidate sets, character by character, row-major."""
+    starts, ends = [], []
+    for left, right in itertools.pairwise(candidates):
+        a, b = np.meshgrid(left, right, indexing="ij")
+        starts.append(a.ravel())
+        ends.append(b.ravel())
+    return np.concatenate(starts), np.concatenate(ends)
+
+
+def viterbi_cuts(
+    candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: np.ndarray, min_width: float = 1.0
+) -> np.ndarray:
+    """The best cut sequence. `char_logp` holds each character's log-probability over every pair of
+    `segment_pairs` (same order); `move_logp` the prior of each inner candidate (same for every cut)."""
+    n = len(candidates) - 1
+    best = np.zeros(1)
+    back: list[np.ndarray] = []
+    pos = 0
+    for i in range(n):
+        left, right = candidates[i], candidates[i + 1]
+        k = len(left) * len(right)
+        score = char_logp[pos : pos + k].reshape(len(left), len(right))
+        pos += k
+        score = np.where(right[None, :] - left[:, None] >= min_width, score, -1e9)
+        prior = move_logp if i < n - 1 else np.zeros(1)
+        total = best[:, None] + score + prior[None, :]
+        back.append(np.argmax(total, axis=0))
+        best = np.max(total, axis=0)
+    j = int(np.argmax(best))
+    path = [candidates[n][j]]
+    for i in range(n - 1, -1, -1):
+        j = int(back[i][j])
+        path.append(candidates[i][j])
+    return np.array(path[::-1])
+
+
+def training_segments(
+    cuts: np.ndarray, length: int, negatives: int, rng: np.random.Generator, shift: tuple[float, float] = (0.25, 0.7)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segments to learn from (ink columns): each character between its current cuts, and `negatives` wrong
+    segments per character (a cut, or both, moved by 0.25 to 0.7 character widths), which the network learns
+    to call "no character". Returns starts, ends and the character index (-1 for the wrong ones)."""
+    n = len(cuts) - 1
+    a, b = cuts[:-1], cuts[1:]
+    starts, ends, owner = [a], [b], [np.arange(n)]
+    width = length / n
+    for _ in range(negatives):
+        move = rng.uniform(*shift, n) * width * rng.choice([-1.0, 1.0], n)
+        which = rng.integers(0, 3, n)  # 0: start moves, 1: end moves, 2: both move apart or together
+        na = a + np.where(which != 1, move, 0.0)
+        nb = b + np.where(which == 1, move, np.where(which == 2, -move, 0.0))
+        starts.append(np.minimum(na, nb - 1))
+        ends.append(np.maximum(na + 1, nb))
+        owner.append(np.full(n, -1))
+    return np.concatenate(starts), np.concatenate(ends), np.concatenate(owner)

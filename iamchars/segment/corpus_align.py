@@ -1,0 +1,96 @@
+"""The `aligned` method's corpus-wide pass: every form's word strips (in worker processes), self-training in
+this process, the cuts cached in one file so that a killed run does not learn again."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from iamchars.config import SegmentConfig
+from iamchars.fileio import atomic_path
+from iamchars.nn import pick_device
+from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
+from iamchars.segment.alignment import AlignmentWord
+from iamchars.segment.runner import form_alignment_words
+from iamchars.segment.selftrain import SelfTrainingPlan, self_train
+
+
+@dataclass(frozen=True)
+class StripJob:
+    root: Path
+    lines: pd.DataFrame
+    words: pd.DataFrame
+    cfg: SegmentConfig
+
+
+def strips_of_form(job: StripJob) -> list[AlignmentWord]:
+    return form_alignment_words(job.root, job.lines, job.words, job.cfg)
+
+
+def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
+    return SelfTrainingPlan(
+        rounds=cfg.align_rounds,
+        steps=cfg.align_steps,
+        sample_words=cfg.align_sample_words,
+        reach=cfg.align_reach,
+        prior_weight=cfg.align_prior_weight,
+        seed=cfg.align_seed,
+    )
+
+
+def align_corpus(
+    root: Path,
+    lines_by_form: Mapping[str, pd.DataFrame],
+    words_by_form: Mapping[str, pd.DataFrame],
+    cfg: SegmentConfig,
+    workers: int,
+    cache: Path | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Cuts (deslanted ink columns) of every word with ink, by word id; read from `cache` when it is there."""
+    if cache is not None and cache.is_file():
+        return load_cuts(cache)
+    forms = sorted(words_by_form)
+    jobs = [StripJob(root, lines_by_form[f], words_by_form[f], cfg) for f in forms]
+    words: list[AlignmentWord] = []
+    with tqdm(total=len(jobs), unit="form", desc="aligned: strips", disable=not progress) as bar:
+        for found in ordered_map(strips_of_form, jobs, resolve_workers(workers, len(jobs))):
+            words += found
+            bar.update(1)
+    device = pick_device(cfg.align_device)
+    plan = plan_of(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(usable_cpus())
+    try:
+        multi = sum(len(w.text) > 1 for w in words)
+        sample = min(multi, plan.folds * plan.sample_words)
+        total = (plan.rounds - 1) * sample + multi
+        with tqdm(total=total, unit="word", desc="aligned: self-training", disable=not progress) as bar:
+            result = self_train(words, plan, device, lambda what, n: (bar.set_postfix_str(what), bar.update(n)))
+    finally:
+        torch.set_num_threads(threads)
+    out = {w.word_id: c for w, c in zip(words, result.cuts, strict=True)}
+    if cache is not None:
+        save_cuts(cache, out)
+    return out
+
+
+def save_cuts(path: Path, cuts: Mapping[str, np.ndarray]) -> None:
+    ids = sorted(cuts)
+    sizes = np.array([len(cuts[i]) for i in ids], np.int64)
+    flat = np.concatenate([cuts[i] for i in ids]) if ids else np.zeros(0)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=flat)
+
+
+def load_cuts(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        ids: Sequence[str] = data["word_ids"].tolist()
+        pieces = np.split(data["cuts"], np.cumsum(data["sizes"])[:-1]) if len(ids) else []
+    return dict(zip(ids, pieces, strict=True))

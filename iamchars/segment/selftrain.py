@@ -1,0 +1,185 @@
+"""Self-training of the aligner on the corpus's own word labels (the `aligned` method).
+
+Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a fresh `SegmentNet` learns
+from the other folds' current cuts and re-aligns this fold's words (`alignment.viterbi_cuts`): no word is
+ever re-aligned by a network that saw its writer, so the network's own mistakes are not simply confirmed.
+Intermediate rounds work on a sample of words; the last one re-aligns every word. Nothing here reads files."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from iamchars.segment.aligner import SegmentNet, batches_by_width, cycle_batches, stack_strips
+from iamchars.segment.alignment import (
+    AlignmentWord,
+    candidate_cuts,
+    segment_pairs,
+    to_strip_columns,
+    training_segments,
+    viterbi_cuts,
+)
+
+
+@dataclass(frozen=True)
+class SelfTrainingPlan:
+    rounds: int = 2
+    folds: int = 2
+    steps: int = 600
+    """Optimiser steps per network (one network per fold and round)."""
+    words_per_batch: int = 32
+    sample_words: int = 4000
+    """Words per fold that the intermediate rounds learn from and re-align."""
+    negatives: int = 2
+    reach: float = 0.6
+    """How far (character widths) a cut may move from its refined position."""
+    candidates: int = 9
+    sigma: float = 0.35
+    """Width (character widths) of the Gaussian prior on a cut's move."""
+    prior_weight: float = 1.0
+    lr: float = 3e-3
+    seed: int = 0
+
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class SelfTrainingResult:
+    cuts: list[np.ndarray]
+    """The final cuts (ink columns, n + 1 each) of every word, in input order."""
+    fit_s: float = 0.0
+    realign_s: float = 0.0
+    realigned: int = 0
+    """Word alignments computed, all rounds together."""
+
+
+def writer_folds(words: Sequence[AlignmentWord], folds: int) -> np.ndarray:
+    """Fold of each word: writers ordered by a hash of their id and dealt round-robin, so folds are balanced
+    in writers and do not depend on the input order (word ids instead when there are too few writers)."""
+    keys = [w.writer_id for w in words] if len({w.writer_id for w in words}) >= folds else [w.word_id for w in words]
+    dealt = sorted(set(keys), key=lambda k: (zlib.crc32(k.encode()), k))
+    fold_of = {k: i % folds for i, k in enumerate(dealt)}
+    return np.array([fold_of[k] for k in keys], np.int64)
+
+
+def self_train(
+    words: Sequence[AlignmentWord], plan: SelfTrainingPlan, device: torch.device, progress: Progress | None = None
+) -> SelfTrainingResult:
+    chars = sorted({ch for w in words for ch in w.text})
+    index = {ch: i for i, ch in enumerate(chars)}
+    cuts = [w.cuts.astype(np.float64) for w in words]
+    multi = [i for i, w in enumerate(words) if len(w.text) > 1]
+    fold = writer_folds(words, plan.folds)
+    if len(set(fold[multi].tolist())) < plan.folds:
+        return SelfTrainingResult(cuts)  # too few words to hold any out
+    sample_rng = np.random.default_rng(plan.seed)
+    in_fold = [[i for i in range(len(words)) if fold[i] == f] for f in range(plan.folds)]
+    samples = [sorted(sample_rng.permutation(ids)[: plan.sample_words].tolist()) for ids in in_fold]
+    single = {i for i, w in enumerate(words) if len(w.text) == 1}  # exact already: learnt from, never moved
+    result = SelfTrainingResult(cuts)
+    for r in range(plan.rounds):
+        last = r == plan.rounds - 1
+        new = list(cuts)
+        for f in range(plan.folds):
+            learn = [i for g in range(plan.folds) if g != f for i in samples[g]]
+            seed = plan.seed + 1000 * r + f
+            start = time.perf_counter()
+            net = fit_segment_net(words, cuts, learn, index, plan, seed, device)
+            result.fit_s += time.perf_counter() - start
+            targets = [i for i in (in_fold[f] if last else samples[f]) if i not in single]
+            start = time.perf_counter()
+            for i, c in zip(targets, realign(net, words, targets, index, plan, device), strict=True):
+                new[i] = c
+            result.realign_s += time.perf_counter() - start
+            result.realigned += len(targets)
+            if progress is not None:
+                progress(f"round {r + 1}/{plan.rounds}, fold {f + 1}/{plan.folds}", len(targets))
+        cuts = new
+    result.cuts = cuts
+    return result
+
+
+def fit_segment_net(
+    words: Sequence[AlignmentWord],
+    cuts: Sequence[np.ndarray],
+    learn: Sequence[int],
+    index: dict[str, int],
+    plan: SelfTrainingPlan,
+    seed: int,
+    device: torch.device,
+) -> SegmentNet:
+    """A fresh network trained on the given words' current cuts (and shifted, wrong segments)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = SegmentNet(len(index)).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=plan.lr, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, plan.lr, total_steps=plan.steps)
+    batches = batches_by_width([words[i].strip.shape[1] for i in learn], plan.words_per_batch)
+    stream = cycle_batches(batches, rng)
+    net.train()
+    for _ in range(plan.steps):
+        batch = [learn[k] for k in next(stream)]
+        word_ix, starts, ends, labels = [], [], [], []
+        for j, i in enumerate(batch):
+            w = words[i]
+            a, b, owner = training_segments(cuts[i], w.length, plan.negatives, rng)
+            sa = to_strip_columns(a, w.scale, w.strip.shape[1])
+            word_ix.append(np.full(len(a), j))
+            starts.append(sa)
+            ends.append(np.maximum(to_strip_columns(b, w.scale, w.strip.shape[1]), sa + 1))
+            codes = np.array([index[ch] for ch in w.text])
+            labels.append(np.where(owner >= 0, codes[np.maximum(owner, 0)], len(index)))
+        features = net.features(stack_strips([words[i].strip for i in batch], device))
+        ix, a_t, b_t, y = (torch.from_numpy(np.concatenate(v)).to(device) for v in (word_ix, starts, ends, labels))
+        loss = F.cross_entropy(net.segments(features, ix, a_t, b_t), y, label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def realign(
+    net: SegmentNet,
+    words: Sequence[AlignmentWord],
+    targets: Sequence[int],
+    index: dict[str, int],
+    plan: SelfTrainingPlan,
+    device: torch.device,
+    words_per_batch: int = 64,
+) -> list[np.ndarray]:
+    """New cuts for the target words: every candidate segment scored by the network, then Viterbi."""
+    out: dict[int, np.ndarray] = {}
+    for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
+        ids = [targets[k] for k in batch]
+        features = net.features(stack_strips([words[i].strip for i in ids], device))
+        plans, word_ix, starts, ends, codes = [], [], [], [], []
+        for j, i in enumerate(ids):
+            w = words[i]
+            candidates, offsets = candidate_cuts(w.cuts, w.length, plan.reach, plan.candidates)
+            a, b = segment_pairs(candidates)
+            sa = to_strip_columns(a, w.scale, w.strip.shape[1])
+            sizes = [len(x) * len(y) for x, y in itertools.pairwise(candidates)]
+            plans.append((candidates, offsets, sum(sizes)))
+            word_ix.append(np.full(len(a), j))
+            starts.append(sa)
+            ends.append(np.maximum(to_strip_columns(b, w.scale, w.strip.shape[1]), sa + 1))
+            codes.append(np.repeat([index[ch] for ch in w.text], sizes))
+        ix, a_t, b_t = (torch.from_numpy(np.concatenate(v)).to(device) for v in (word_ix, starts, ends))
+        logp = F.log_softmax(net.segments(features, ix, a_t, b_t).float(), dim=1)
+        char_logp = logp.gather(1, torch.from_numpy(np.concatenate(codes)).to(device)[:, None])[:, 0].cpu().numpy()
+        pos = 0
+        for i, (candidates, offsets, size) in zip(ids, plans, strict=True):
+            move = -0.5 * plan.prior_weight * (offsets / plan.sigma) ** 2
+            out[i] = viterbi_cuts(candidates, char_logp[pos : pos + size], move)
+            pos += size
+    return [out[i] for i in targets]

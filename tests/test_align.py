@@ -1,0 +1,118 @@
+"""The `aligned` method: strips, candidate cuts and Viterbi on tiny arrays; self-training end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from iamchars.cli import app
+from iamchars.segment.alignment import (
+    STRIP_ROWS,
+    candidate_cuts,
+    segment_pairs,
+    strip_image,
+    training_segments,
+    viterbi_cuts,
+)
+from iamchars.segment.corpus_align import load_cuts, save_cuts
+from iamchars.segment.evaluate import evaluate
+from iamchars.segment.refine import WordInk, WordStrip
+
+runner = CliRunner()
+
+
+def test_viterbi_takes_the_best_ordered_cuts() -> None:
+    candidates, offsets = candidate_cuts(np.array([0.0, 10.0, 20.0, 30.0]), 30, reach=0.5, count=3)
+    assert [len(c) for c in candidates] == [1, 3, 3, 1]
+    np.testing.assert_allclose(candidates[1], [5.0, 10.0, 15.0])
+    np.testing.assert_allclose(offsets, [-0.5, 0.0, 0.5])
+    starts, ends = segment_pairs(candidates)
+    assert len(starts) == 3 + 9 + 3
+    # each character likes a segment of width 12 best; the second cut 12, the third 24 fit that
+    logp = -np.abs((ends - starts) - 12.0)
+    flat_prior = np.zeros(3)
+    best = viterbi_cuts(candidates, logp, flat_prior)
+    assert best[0] == 0.0 and best[-1] == 30.0 and np.all(np.diff(best) >= 1)
+    widths = np.diff(best)
+    assert np.abs(widths - 12).sum() <= min(
+        np.abs(np.diff([0.0, a, b, 30.0]) - 12).sum() for a in candidates[1] for b in candidates[2] if b > a
+    )
+    # a strong prior keeps the cuts where they were
+    assert np.allclose(viterbi_cuts(candidates, logp, np.array([-100.0, 0.0, -100.0])), [0, 10, 20, 30])
+
+
+def test_viterbi_never_crosses_cuts() -> None:
+    candidates = [np.array([0.0]), np.array([4.0, 8.0, 12.0]), np.array([6.0, 10.0, 14.0]), np.array([20.0])]
+    starts, ends = segment_pairs(candidates)
+    logp = np.where(ends - starts < 0, 50.0, 0.0)  # a crossed pair would score highest if it were allowed
+    best = viterbi_cuts(candidates, logp, np.zeros(3))
+    assert np.all(np.diff(best) >= 1)
+
+
+def test_a_strip_holds_the_line_band_at_a_fixed_height() -> None:
+    # a 10 x 40 block of ink whose rows 100..109 straddle the line mean 105 (std 5: band 90..120)
+    ys, xs = np.mgrid[100:110, 50:90]
+    ink = WordInk.from_pixels(ys.ravel(), xs.ravel(), 0.0, 105.0)
+    strip = WordStrip.from_ink(ink, (0.0, 1000.0), 1)
+    assert strip is not None and strip.length == 40
+    image, scale = strip_image(strip, mean=105.0, std=5.0)
+    assert image.shape[0] == STRIP_ROWS and scale == STRIP_ROWS / 30
+    rows = np.flatnonzero(image.max(axis=1))
+    assert rows.min() == int((100 - 90) * scale) and rows.max() == int((109 - 90) * scale)
+    assert image.shape[1] == int(np.ceil(40 * scale)) + 1 and image.max() == 255
+
+
+def test_training_segments_mark_the_shifted_ones() -> None:
+    cuts = np.array([0.0, 10.0, 20.0, 30.0])
+    starts, ends, owner = training_segments(cuts, 30, negatives=2, rng=np.random.default_rng(0))
+    assert len(starts) == 9 and list(owner[:3]) == [0, 1, 2] and (owner[3:] == -1).all()
+    np.testing.assert_allclose(starts[:3], cuts[:-1])
+    moved = np.maximum(np.abs(starts[3:] - np.tile(cuts[:-1], 2)), np.abs(ends[3:] - np.tile(cuts[1:], 2)))
+    assert (moved >= 0.25 * 10 - 1e-9).all() and (ends > starts).all()
+
+
+def test_cut_cache_round_trip(tmp_path: Path) -> None:
+    cuts = {"a-00-00": np.array([0.0, 3.5, 9.0]), "a-00-01": np.array([0.0, 12.0])}
+    save_cuts(tmp_path / "cuts.npz", cuts)
+    back = load_cuts(tmp_path / "cuts.npz")
+    assert back.keys() == cuts.keys() and all(np.array_equal(back[k], cuts[k]) for k in cuts)
+
+
+def _build(root: Path, out: Path, method: str) -> pd.DataFrame:
+    result = runner.invoke(
+        app,
+        [
+            "build-dataset",
+            "--iam-root",
+            str(root),
+            "--out",
+            str(out),
+            "--method",
+            method,
+            "--punctuation",
+            "--workers",
+            "2",
+            "--set",
+            "export.write_png=false",
+            "--set",
+            "segment.align_steps=60",
+            "--set",
+            "segment.align_rounds=1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return pd.read_parquet(out / "manifest.parquet")
+
+
+def test_the_learned_method_beats_seed_and_is_reproducible(synth_corpus: Path, tmp_path: Path) -> None:
+    gt = pd.read_csv(synth_corpus / "chars_gt.csv", keep_default_na=False, dtype={"char": str})
+    seed = evaluate(gt, _build(synth_corpus, tmp_path / "seed", "seed"))[0]["words_in_manifest"]
+    aligned_manifest = _build(synth_corpus, tmp_path / "aligned", "aligned")
+    aligned = evaluate(gt, aligned_manifest)[0]["words_in_manifest"]
+    assert aligned["missing"] == 0 and set(aligned_manifest["source"]) == {"estimated:aligned"}
+    assert aligned["mean_iou"] > seed["mean_iou"] + 0.1
+    _build(synth_corpus, tmp_path / "again", "aligned")
+    assert (tmp_path / "aligned" / "manifest.csv").read_bytes() == (tmp_path / "again" / "manifest.csv").read_bytes()
