@@ -12,7 +12,7 @@ DEMO := data/demo
 IAM_RAW ?= data/raw/iam
 IAM_OUT ?= data/processed/iam
 
-.PHONY: venv demo iam test lint bench faults box-gap zoo clean
+.PHONY: venv demo iam test lint bench faults box-gap zoo aligner-weights clean
 
 venv: $(STAMP)
 
@@ -61,6 +61,10 @@ zoo: $(STAMP)
 BOXGAP_CORPUS ?= ../shared/pen-dev
 box-gap: $(STAMP)
 	$(BIN)/python -m iamchars.boxgap $(BOXGAP_CORPUS)
+
+# The aligner's starting weights (iamchars/segment/aligner.pt) from a synthetic corpus in the tuning fonts.
+aligner-weights: $(STAMP)
+	$(BIN)/python -m iamchars.segment.pretrain iamchars/segment/aligner.pt
 
 clean:
 	rm -rf $(VENV) data/demo

@@ -61,7 +61,7 @@ def bench_aligned(work: Path) -> None:
     from iamchars.iam.corpus import load_corpus
     from iamchars.nn import pick_device
     from iamchars.parallel import ordered_map
-    from iamchars.segment.corpus_align import StripJob, plan_of, strips_of_form
+    from iamchars.segment.corpus_align import StripJob, initial_weights, plan_of, strips_of_form
     from iamchars.segment.selftrain import self_train
 
     corpus = load_corpus(work / "iam")
@@ -76,7 +76,7 @@ def bench_aligned(work: Path) -> None:
     strips_s = time.perf_counter() - start
     device = pick_device(cfg.align_device)
     plan = plan_of(cfg)
-    result = self_train(words, plan, device)
+    result = self_train(words, plan, device, initial_weights(cfg.align_init))
     per_word = strips_s / len(words)
     realign_rate = result.realigned / result.realign_s
     # all of IAM: the samples are capped, so fitting costs the same; the last round re-aligns every word

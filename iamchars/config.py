@@ -126,6 +126,9 @@ class SegmentConfig:
     """`aligned`: how far (in character widths) a cut may move from its refined position."""
     align_prior_weight: float = bounded(1.0, 0.0, 100.0)
     """`aligned`: weight of the Gaussian prior (sigma 0.35 character widths) that keeps cuts near refined."""
+    align_init: str = "builtin"
+    """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
+    (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""
     align_seed: int = bounded(0, 0, 2**31 - 1)
     align_device: str = "auto"
     """`aligned`: "auto" (a GPU when torch sees one), "cpu", "cuda" or "cuda:N"."""

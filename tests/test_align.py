@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from iamchars.cli import app
 from iamchars.segment.alignment import (
     STRIP_ROWS,
+    Alignment,
     candidate_cuts,
     segment_pairs,
     strip_image,
@@ -34,21 +35,21 @@ def test_viterbi_takes_the_best_ordered_cuts() -> None:
     # each character likes a segment of width 12 best; the second cut 12, the third 24 fit that
     logp = -np.abs((ends - starts) - 12.0)
     flat_prior = np.zeros(3)
-    best = viterbi_cuts(candidates, logp, flat_prior)
+    best = viterbi_cuts(candidates, logp, flat_prior).cuts
     assert best[0] == 0.0 and best[-1] == 30.0 and np.all(np.diff(best) >= 1)
     widths = np.diff(best)
     assert np.abs(widths - 12).sum() <= min(
         np.abs(np.diff([0.0, a, b, 30.0]) - 12).sum() for a in candidates[1] for b in candidates[2] if b > a
     )
     # a strong prior keeps the cuts where they were
-    assert np.allclose(viterbi_cuts(candidates, logp, np.array([-100.0, 0.0, -100.0])), [0, 10, 20, 30])
+    assert np.allclose(viterbi_cuts(candidates, logp, np.array([-100.0, 0.0, -100.0])).cuts, [0, 10, 20, 30])
 
 
 def test_viterbi_never_crosses_cuts() -> None:
     candidates = [np.array([0.0]), np.array([4.0, 8.0, 12.0]), np.array([6.0, 10.0, 14.0]), np.array([20.0])]
     starts, ends = segment_pairs(candidates)
     logp = np.where(ends - starts < 0, 50.0, 0.0)  # a crossed pair would score highest if it were allowed
-    best = viterbi_cuts(candidates, logp, np.zeros(3))
+    best = viterbi_cuts(candidates, logp, np.zeros(3)).cuts
     assert np.all(np.diff(best) >= 1)
 
 
@@ -75,10 +76,15 @@ def test_training_segments_mark_the_shifted_ones() -> None:
 
 
 def test_cut_cache_round_trip(tmp_path: Path) -> None:
-    cuts = {"a-00-00": np.array([0.0, 3.5, 9.0]), "a-00-01": np.array([0.0, 12.0])}
-    save_cuts(tmp_path / "cuts.npz", cuts)
+    found = {
+        "a-00-00": Alignment(np.array([0.0, 3.5, 9.0]), np.array([0.25, np.nan])),
+        "a-00-01": Alignment(np.array([0.0, 12.0]), np.array([0.5])),
+    }
+    save_cuts(tmp_path / "cuts.npz", found)
     back = load_cuts(tmp_path / "cuts.npz")
-    assert back.keys() == cuts.keys() and all(np.array_equal(back[k], cuts[k]) for k in cuts)
+    assert back.keys() == found.keys()
+    for k, a in found.items():
+        assert np.array_equal(back[k].cuts, a.cuts) and np.array_equal(back[k].confidence, a.confidence, equal_nan=True)
 
 
 def _build(root: Path, out: Path, method: str) -> pd.DataFrame:
@@ -116,3 +122,44 @@ def test_the_learned_method_beats_seed_and_is_reproducible(synth_corpus: Path, t
     assert aligned["mean_iou"] > seed["mean_iou"] + 0.1
     _build(synth_corpus, tmp_path / "again", "aligned")
     assert (tmp_path / "aligned" / "manifest.csv").read_bytes() == (tmp_path / "again" / "manifest.csv").read_bytes()
+
+
+def test_true_cuts_fall_between_the_characters_boxes() -> None:
+    from iamchars.segment.pretrain import cuts_from_boxes
+
+    # two 10-column letters with a 4-column gap, upright, at rows 0..9
+    ys, xs = np.mgrid[0:10, 0:24]
+    keep = (xs < 10) | (xs >= 14)
+    ink = WordInk.from_pixels(ys[keep], xs[keep], 0.0, 5.0)
+    strip = WordStrip.from_ink(ink, (0.0, 100.0), 1)
+    assert strip is not None
+    cuts = cuts_from_boxes(strip, np.array([[0, 0, 10, 10], [14, 0, 10, 10]], np.float64))
+    assert cuts is not None and cuts[0] == 0 and cuts[-1] == 24 and 10 <= cuts[1] <= 14
+    assert cuts_from_boxes(strip, np.array([[0, 0, 10, 10], [40, 0, 5, 10]], np.float64)) is None  # no ink
+
+
+def test_shipped_weights_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from iamchars.segment.corpus_align import AlignerWeightsError, initial_weights
+
+    state = initial_weights("builtin")
+    assert state is not None and initial_weights("none") is None
+    (tmp_path / "bad.pt").write_bytes(b"not weights")
+    with pytest.raises(AlignerWeightsError, match=r"bad\.pt"):
+        initial_weights(str(tmp_path / "bad.pt"))
+
+
+def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights(synth_corpus: Path, tmp_path: Path) -> None:
+    import torch
+
+    from iamchars.config import SegmentConfig
+    from iamchars.segment.corpus_align import initial_weights
+    from iamchars.segment.pretrain import pretrain, words_with_true_cuts
+
+    words = words_with_true_cuts(synth_corpus, SegmentConfig())
+    assert len(words) > 200 and all(np.all(np.diff(w.cuts) >= 1) for w in words)
+    state = pretrain(words, steps=3, device=torch.device("cpu"))
+    torch.save(state, tmp_path / "w.pt")
+    loaded = initial_weights(str(tmp_path / "w.pt"))
+    assert loaded is not None and all(torch.equal(loaded[k], state[k]) for k in state)

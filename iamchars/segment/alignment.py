@@ -15,6 +15,9 @@ import numpy as np
 
 from iamchars.segment.refine import WordStrip
 
+ALPHABET = tuple(chr(c) for c in range(33, 127))
+"""The characters the aligner knows (printable ASCII): fixed, so that weights carry from corpus to corpus. A
+word with any other character keeps its refined cuts."""
 STRIP_ROWS = 32
 STRIP_STDS = 3.0
 """The strip spans the line's ink mean +- 3 std: ascenders and descenders of nearly every writer."""
@@ -35,6 +38,15 @@ class AlignmentWord:
     """The refined cuts (n + 1) in deslanted ink columns."""
     length: int
     """The word's deslanted ink width in columns."""
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A word's cuts (n + 1, deslanted ink columns) and the network's probability of each character over its
+    segment (NaN where no network placed it)."""
+
+    cuts: np.ndarray
+    confidence: np.ndarray
 
 
 def strip_image(strip: WordStrip, mean: float, std: float, rows: int = STRIP_ROWS) -> tuple[np.ndarray, float]:
@@ -77,12 +89,13 @@ def segment_pairs(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 def viterbi_cuts(
     candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: np.ndarray, min_width: float = 1.0
-) -> np.ndarray:
+) -> Alignment:
     """The best cut sequence. `char_logp` holds each character's log-probability over every pair of
     `segment_pairs` (same order); `move_logp` the prior of each inner candidate (same for every cut)."""
     n = len(candidates) - 1
     best = np.zeros(1)
     back: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
     pos = 0
     for i in range(n):
         left, right = candidates[i], candidates[i + 1]
@@ -90,16 +103,20 @@ def viterbi_cuts(
         score = char_logp[pos : pos + k].reshape(len(left), len(right))
         pos += k
         score = np.where(right[None, :] - left[:, None] >= min_width, score, -1e9)
+        scores.append(score)
         prior = move_logp if i < n - 1 else np.zeros(1)
         total = best[:, None] + score + prior[None, :]
         back.append(np.argmax(total, axis=0))
         best = np.max(total, axis=0)
     j = int(np.argmax(best))
     path = [candidates[n][j]]
+    logp = np.empty(n)
     for i in range(n - 1, -1, -1):
-        j = int(back[i][j])
+        k = int(back[i][j])
+        logp[i] = scores[i][k, j]
+        j = k
         path.append(candidates[i][j])
-    return np.array(path[::-1])
+    return Alignment(np.array(path[::-1]), np.exp(logp))
 
 
 def training_segments(

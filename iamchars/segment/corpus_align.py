@@ -13,10 +13,13 @@ import torch
 from tqdm import tqdm
 
 from iamchars.config import SegmentConfig
+from iamchars.errors import UserError
 from iamchars.fileio import atomic_path
 from iamchars.nn import pick_device
 from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
-from iamchars.segment.alignment import AlignmentWord
+from iamchars.segment.aligner import SegmentNet
+from iamchars.segment.alignment import ALPHABET, Alignment, AlignmentWord
+from iamchars.segment.pretrain import WEIGHTS
 from iamchars.segment.runner import form_alignment_words
 from iamchars.segment.selftrain import SelfTrainingPlan, self_train
 
@@ -31,6 +34,29 @@ class StripJob:
 
 def strips_of_form(job: StripJob) -> list[AlignmentWord]:
     return form_alignment_words(job.root, job.lines, job.words, job.cfg)
+
+
+class AlignerWeightsError(UserError, ValueError):
+    pass
+
+
+def initial_weights(spec: str) -> dict[str, torch.Tensor] | None:
+    """ "builtin": the shipped weights pretrained on synthetic fonts; "none": random; else a path."""
+    if spec == "none":
+        return None
+    path = WEIGHTS if spec == "builtin" else Path(spec)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise AlignerWeightsError(
+            f"{path}: not readable aligner weights ({exc}); make aligner-weights rebuilds them"
+        ) from exc
+    expected = SegmentNet(len(ALPHABET)).state_dict()
+    if not isinstance(state, dict) or {k: tuple(v.shape) for k, v in state.items()} != {
+        k: tuple(v.shape) for k, v in expected.items()
+    }:
+        raise AlignerWeightsError(f"{path}: not weights of this version's aligner (segment.align_init)")
+    return state
 
 
 def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
@@ -52,8 +78,9 @@ def align_corpus(
     workers: int,
     cache: Path | None = None,
     progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """Cuts (deslanted ink columns) of every word with ink, by word id; read from `cache` when it is there."""
+) -> dict[str, Alignment]:
+    """Cuts (deslanted ink columns) and confidences of every word with ink, by word id; read from `cache`
+    when it is there."""
     if cache is not None and cache.is_file():
         return load_cuts(cache)
     forms = sorted(words_by_form)
@@ -72,25 +99,33 @@ def align_corpus(
         sample = min(multi, plan.folds * plan.sample_words)
         total = (plan.rounds - 1) * sample + multi
         with tqdm(total=total, unit="word", desc="aligned: self-training", disable=not progress) as bar:
-            result = self_train(words, plan, device, lambda what, n: (bar.set_postfix_str(what), bar.update(n)))
+
+            def advance(what: str, done: int) -> None:
+                bar.set_postfix_str(what)
+                bar.update(done)
+
+            result = self_train(words, plan, device, initial_weights(cfg.align_init), advance)
     finally:
         torch.set_num_threads(threads)
-    out = {w.word_id: c for w, c in zip(words, result.cuts, strict=True)}
+    out = {w.word_id: a for w, a in zip(words, result.alignments, strict=True)}
     if cache is not None:
         save_cuts(cache, out)
     return out
 
 
-def save_cuts(path: Path, cuts: Mapping[str, np.ndarray]) -> None:
-    ids = sorted(cuts)
-    sizes = np.array([len(cuts[i]) for i in ids], np.int64)
-    flat = np.concatenate([cuts[i] for i in ids]) if ids else np.zeros(0)
+def save_cuts(path: Path, alignments: Mapping[str, Alignment]) -> None:
+    ids = sorted(alignments)
+    sizes = np.array([len(alignments[i].confidence) for i in ids], np.int64)
+    cuts = np.concatenate([alignments[i].cuts for i in ids]) if ids else np.zeros(0)
+    confidence = np.concatenate([alignments[i].confidence for i in ids]) if ids else np.zeros(0)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=flat)
+        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=cuts, confidence=confidence)
 
 
-def load_cuts(path: Path) -> dict[str, np.ndarray]:
+def load_cuts(path: Path) -> dict[str, Alignment]:
     with np.load(path) as data:
         ids: Sequence[str] = data["word_ids"].tolist()
-        pieces = np.split(data["cuts"], np.cumsum(data["sizes"])[:-1]) if len(ids) else []
-    return dict(zip(ids, pieces, strict=True))
+        sizes = data["sizes"]
+        cuts = np.split(data["cuts"], np.cumsum(sizes + 1)[:-1]) if len(ids) else []
+        confidence = np.split(data["confidence"], np.cumsum(sizes)[:-1]) if len(ids) else []
+    return {i: Alignment(c, p) for i, c, p in zip(ids, cuts, confidence, strict=True)}

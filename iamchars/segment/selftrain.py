@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from iamchars.segment.aligner import SegmentNet, batches_by_width, cycle_batches, stack_strips
 from iamchars.segment.alignment import (
+    ALPHABET,
+    Alignment,
     AlignmentWord,
     candidate_cuts,
     segment_pairs,
@@ -53,8 +55,8 @@ Progress = Callable[[str, int], None]
 
 @dataclass
 class SelfTrainingResult:
-    cuts: list[np.ndarray]
-    """The final cuts (ink columns, n + 1 each) of every word, in input order."""
+    alignments: list[Alignment]
+    """Every word's final cuts and confidence, in input order."""
     fit_s: float = 0.0
     realign_s: float = 0.0
     realigned: int = 0
@@ -71,39 +73,44 @@ def writer_folds(words: Sequence[AlignmentWord], folds: int) -> np.ndarray:
 
 
 def self_train(
-    words: Sequence[AlignmentWord], plan: SelfTrainingPlan, device: torch.device, progress: Progress | None = None
+    words: Sequence[AlignmentWord],
+    plan: SelfTrainingPlan,
+    device: torch.device,
+    init: Mapping[str, torch.Tensor] | None = None,
+    progress: Progress | None = None,
 ) -> SelfTrainingResult:
-    chars = sorted({ch for w in words for ch in w.text})
-    index = {ch: i for i, ch in enumerate(chars)}
+    """`init`: the weights every network starts from (`pretrain.WEIGHTS`), random when None."""
+    index = {ch: i for i, ch in enumerate(ALPHABET)}
     cuts = [w.cuts.astype(np.float64) for w in words]
-    multi = [i for i, w in enumerate(words) if len(w.text) > 1]
+    found = [Alignment(c, np.full(len(c) - 1, np.nan)) for c in cuts]
+    usable = np.array([all(ch in index for ch in w.text) for w in words], bool)
+    movable = usable & np.array([len(w.text) > 1 for w in words], bool)  # one letter: exact already
     fold = writer_folds(words, plan.folds)
-    if len(set(fold[multi].tolist())) < plan.folds:
-        return SelfTrainingResult(cuts)  # too few words to hold any out
+    if len(set(fold[movable].tolist())) < plan.folds:
+        return SelfTrainingResult(found)  # too few words to hold any out
     sample_rng = np.random.default_rng(plan.seed)
-    in_fold = [[i for i in range(len(words)) if fold[i] == f] for f in range(plan.folds)]
+    in_fold = [np.flatnonzero(usable & (fold == f)).tolist() for f in range(plan.folds)]
     samples = [sorted(sample_rng.permutation(ids)[: plan.sample_words].tolist()) for ids in in_fold]
-    single = {i for i, w in enumerate(words) if len(w.text) == 1}  # exact already: learnt from, never moved
-    result = SelfTrainingResult(cuts)
+    refined = [w.cuts for w in words]
+    result = SelfTrainingResult(found)
     for r in range(plan.rounds):
         last = r == plan.rounds - 1
         new = list(cuts)
         for f in range(plan.folds):
             learn = [i for g in range(plan.folds) if g != f for i in samples[g]]
-            seed = plan.seed + 1000 * r + f
             start = time.perf_counter()
-            net = fit_segment_net(words, cuts, learn, index, plan, seed, device)
+            net = fit_segment_net(words, cuts, learn, index, plan, plan.seed + 1000 * r + f, device, init)
             result.fit_s += time.perf_counter() - start
-            targets = [i for i in (in_fold[f] if last else samples[f]) if i not in single]
+            targets = [i for i in (in_fold[f] if last else samples[f]) if movable[i]]
             start = time.perf_counter()
-            for i, c in zip(targets, realign(net, words, targets, index, plan, device), strict=True):
-                new[i] = c
+            for i, a in zip(targets, realign(net, words, refined, targets, index, plan, device), strict=True):
+                new[i] = a.cuts
+                found[i] = a
             result.realign_s += time.perf_counter() - start
             result.realigned += len(targets)
             if progress is not None:
                 progress(f"round {r + 1}/{plan.rounds}, fold {f + 1}/{plan.folds}", len(targets))
         cuts = new
-    result.cuts = cuts
     return result
 
 
@@ -115,11 +122,16 @@ def fit_segment_net(
     plan: SelfTrainingPlan,
     seed: int,
     device: torch.device,
+    init: Mapping[str, torch.Tensor] | None,
 ) -> SegmentNet:
-    """A fresh network trained on the given words' current cuts (and shifted, wrong segments)."""
+    """A network trained from `init` (random weights when None) on the given words' current cuts (and
+    shifted, wrong segments)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = SegmentNet(len(index)).to(device)
+    net = SegmentNet(len(index))
+    if init is not None:
+        net.load_state_dict(init)
+    net = net.to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=plan.lr, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, plan.lr, total_steps=plan.steps)
     batches = batches_by_width([words[i].strip.shape[1] for i in learn], plan.words_per_batch)
@@ -151,21 +163,22 @@ def fit_segment_net(
 def realign(
     net: SegmentNet,
     words: Sequence[AlignmentWord],
+    centres: Sequence[np.ndarray],
     targets: Sequence[int],
     index: dict[str, int],
     plan: SelfTrainingPlan,
     device: torch.device,
     words_per_batch: int = 64,
-) -> list[np.ndarray]:
+) -> list[Alignment]:
     """New cuts for the target words: every candidate segment scored by the network, then Viterbi."""
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, Alignment] = {}
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
         features = net.features(stack_strips([words[i].strip for i in ids], device))
         plans, word_ix, starts, ends, codes = [], [], [], [], []
         for j, i in enumerate(ids):
             w = words[i]
-            candidates, offsets = candidate_cuts(w.cuts, w.length, plan.reach, plan.candidates)
+            candidates, offsets = candidate_cuts(centres[i], w.length, plan.reach, plan.candidates)
             a, b = segment_pairs(candidates)
             sa = to_strip_columns(a, w.scale, w.strip.shape[1])
             sizes = [len(x) * len(y) for x, y in itertools.pairwise(candidates)]
