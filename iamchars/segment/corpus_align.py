@@ -3,6 +3,7 @@ this process, the cuts cached in one file so that a killed run does not learn ag
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ def initial_weights(spec: str) -> dict[str, torch.Tensor] | None:
     path = WEIGHTS if spec == "builtin" else Path(spec)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise AlignerWeightsError(
             f"{path}: not readable aligner weights ({exc}); make aligner-weights rebuilds them"
         ) from exc
