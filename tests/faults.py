@@ -542,22 +542,16 @@ def _big_corpus(ws: Workspace) -> Path:
     return root
 
 
+def _two_worker_build(root: Path, out: Path) -> list[str]:
+    """The refined method: the forms start at once (no corpus-wide self-training first)."""
+    args = ["build-dataset", "--iam-root", str(root), "--out", str(out), "--workers", "2", "--method", "refined"]
+    return [*args, "--no-progress"]
+
+
 @trial("kill -9 of build-dataset with 2 workers", "both workers end with their parent")
 def kill9_build(ws: Workspace) -> tuple[bool, str]:
     out = ws.new("ds9")
-    args = [
-        "build-dataset",
-        "--iam-root",
-        str(_big_corpus(ws)),
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--method",
-        "refined",
-        "--no-progress",
-    ]
-    return _kill_and_watch(ws, args, signal.SIGKILL)
+    return _kill_and_watch(ws, _two_worker_build(_big_corpus(ws), out), signal.SIGKILL)
 
 
 @trial("SIGTERM of synth with 2 workers", "both workers end with their parent")
@@ -580,18 +574,7 @@ def kill9_synth(ws: Workspace) -> tuple[bool, str]:
 def ctrl_c_build(ws: Workspace) -> tuple[bool, str]:
     out = ws.new("dsint")
     root = _big_corpus(ws)
-    args = [
-        "build-dataset",
-        "--iam-root",
-        str(root),
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--method",
-        "refined",
-        "--no-progress",
-    ]
+    args = _two_worker_build(root, out)
     proc = _spawn(args, ws.tmp)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob(".work/forms/*.npz"))) < 2:

@@ -1,9 +1,10 @@
 """Self-training of the aligner on the corpus's own word labels (the `aligned` method).
 
-Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a fresh `SegmentNet` learns
-from the other folds' current cuts and re-aligns this fold's words (`alignment.viterbi_cuts`): no word is
-ever re-aligned by a network that saw its writer, so the network's own mistakes are not simply confirmed.
-Intermediate rounds work on a sample of words; the last one re-aligns every word. Nothing here reads files."""
+Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a `SegmentNet` (started from
+the pretrained weights, `pretrain.py`) learns from the other folds' current cuts and re-aligns this fold's
+words (`alignment.viterbi_cuts`): no word is ever re-aligned by a network that saw its writer, so the
+network's own mistakes are not simply confirmed. Intermediate rounds work on a sample of words; the last one
+re-aligns every word. Nothing here reads files."""
 
 from __future__ import annotations
 
@@ -170,7 +171,8 @@ def realign(
     device: torch.device,
     words_per_batch: int = 64,
 ) -> list[Alignment]:
-    """New cuts for the target words: every candidate segment scored by the network, then Viterbi."""
+    """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
+    candidate segment scored by the network, then Viterbi."""
     out: dict[int, Alignment] = {}
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
