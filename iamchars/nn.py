@@ -4,6 +4,9 @@ It sits below both `segment/` and `train/`, so the aligner never imports the tra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -17,6 +20,18 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name}: torch sees no CUDA GPU (is a CUDA build of torch installed? see README)")
     return torch.device(name)
+
+
+@contextmanager
+def deterministic() -> Iterator[None]:
+    """Deterministic kernels inside the block (the backward of indexing otherwise adds in whatever order the
+    threads finish), so that the same inputs and seed give the same bytes; the caller's setting after it."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:

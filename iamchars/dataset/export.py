@@ -32,7 +32,6 @@ from iamchars.fileio import atomic_path, read_table, write_json, write_png, writ
 from iamchars.iam.corpus import IAMCorpus, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.parallel import ordered_map, resolve_workers
-from iamchars.segment.alignment import Alignment
 from iamchars.segment.corpus_align import align_corpus
 from iamchars.segment.pipeline import line_geometry
 from iamchars.segment.runner import BOX_COLUMNS, boxes_table, load_line_images, segment_form
@@ -78,7 +77,7 @@ class FormJob:
     cfg: PipelineConfig
     classes: ClassSet
     source: str
-    aligned: dict[str, Alignment] | None = None
+    aligned: dict[str, np.ndarray] | None = None
     """The `aligned` method's cuts of this form's words."""
 
 
@@ -346,7 +345,7 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
         else {}
     )
     t1 = time.perf_counter()
-    aligned: dict[str, Alignment] = {}
+    aligned: dict[str, np.ndarray] = {}
     if gt is None and cfg.segment.method == "aligned" and todo:
         aligned = align_corpus(
             Path(root),

@@ -40,15 +40,6 @@ class AlignmentWord:
     """The word's deslanted ink width in columns."""
 
 
-@dataclass(frozen=True)
-class Alignment:
-    """A word's cuts (n + 1, deslanted ink columns) and the network's probability of each character over its
-    segment (NaN where no network placed it)."""
-
-    cuts: np.ndarray
-    confidence: np.ndarray
-
-
 def strip_image(strip: WordStrip, mean: float, std: float, rows: int = STRIP_ROWS) -> tuple[np.ndarray, float]:
     """The word's deslanted ink at the line's scale: (rows, columns) uint8 density and the scale used."""
     scale = rows / (2 * STRIP_STDS * max(std, 1e-3))
@@ -89,13 +80,12 @@ def segment_pairs(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 def viterbi_cuts(
     candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: np.ndarray, min_width: float = 1.0
-) -> Alignment:
+) -> np.ndarray:
     """The best cut sequence. `char_logp` holds each character's log-probability over every pair of
     `segment_pairs` (same order); `move_logp` the prior of each inner candidate (same for every cut)."""
     n = len(candidates) - 1
     best = np.zeros(1)
     back: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
     pos = 0
     for i in range(n):
         left, right = candidates[i], candidates[i + 1]
@@ -103,20 +93,16 @@ def viterbi_cuts(
         score = char_logp[pos : pos + k].reshape(len(left), len(right))
         pos += k
         score = np.where(right[None, :] - left[:, None] >= min_width, score, -1e9)
-        scores.append(score)
         prior = move_logp if i < n - 1 else np.zeros(1)
         total = best[:, None] + score + prior[None, :]
         back.append(np.argmax(total, axis=0))
         best = np.max(total, axis=0)
     j = int(np.argmax(best))
     path = [candidates[n][j]]
-    logp = np.empty(n)
     for i in range(n - 1, -1, -1):
-        k = int(back[i][j])
-        logp[i] = scores[i][k, j]
-        j = k
+        j = int(back[i][j])
         path.append(candidates[i][j])
-    return Alignment(np.array(path[::-1]), np.exp(logp))
+    return np.array(path[::-1])
 
 
 def training_segments(

@@ -19,7 +19,7 @@ from iamchars.fileio import atomic_path
 from iamchars.nn import pick_device
 from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
 from iamchars.segment.aligner import SegmentNet
-from iamchars.segment.alignment import ALPHABET, Alignment, AlignmentWord
+from iamchars.segment.alignment import ALPHABET, AlignmentWord
 from iamchars.segment.pretrain import WEIGHTS
 from iamchars.segment.runner import form_alignment_words
 from iamchars.segment.selftrain import SelfTrainingPlan, self_train
@@ -79,9 +79,8 @@ def align_corpus(
     workers: int,
     cache: Path | None = None,
     progress: bool = True,
-) -> dict[str, Alignment]:
-    """Cuts (deslanted ink columns) and confidences of every word with ink, by word id; read from `cache`
-    when it is there."""
+) -> dict[str, np.ndarray]:
+    """Cuts (deslanted ink columns) of every word with ink, by word id; read from `cache` when it is there."""
     if cache is not None and cache.is_file():
         return load_cuts(cache)
     forms = sorted(words_by_form)
@@ -108,25 +107,22 @@ def align_corpus(
             result = self_train(words, plan, device, initial_weights(cfg.align_init), advance)
     finally:
         torch.set_num_threads(threads)
-    out = {w.word_id: a for w, a in zip(words, result.alignments, strict=True)}
+    out = {w.word_id: c for w, c in zip(words, result.cuts, strict=True)}
     if cache is not None:
         save_cuts(cache, out)
     return out
 
 
-def save_cuts(path: Path, alignments: Mapping[str, Alignment]) -> None:
-    ids = sorted(alignments)
-    sizes = np.array([len(alignments[i].confidence) for i in ids], np.int64)
-    cuts = np.concatenate([alignments[i].cuts for i in ids]) if ids else np.zeros(0)
-    confidence = np.concatenate([alignments[i].confidence for i in ids]) if ids else np.zeros(0)
+def save_cuts(path: Path, cuts: Mapping[str, np.ndarray]) -> None:
+    ids = sorted(cuts)
+    sizes = np.array([len(cuts[i]) for i in ids], np.int64)
+    flat = np.concatenate([cuts[i] for i in ids]) if ids else np.zeros(0)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=cuts, confidence=confidence)
+        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=flat)
 
 
-def load_cuts(path: Path) -> dict[str, Alignment]:
+def load_cuts(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
         ids: Sequence[str] = data["word_ids"].tolist()
-        sizes = data["sizes"]
-        cuts = np.split(data["cuts"], np.cumsum(sizes + 1)[:-1]) if len(ids) else []
-        confidence = np.split(data["confidence"], np.cumsum(sizes)[:-1]) if len(ids) else []
-    return {i: Alignment(c, p) for i, c, p in zip(ids, cuts, confidence, strict=True)}
+        pieces = np.split(data["cuts"], np.cumsum(data["sizes"])[:-1]) if len(ids) else []
+    return dict(zip(ids, pieces, strict=True))

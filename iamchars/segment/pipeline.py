@@ -12,7 +12,7 @@ import numpy as np
 
 from iamchars.config import SegmentConfig
 from iamchars.fonts import FontMetrics
-from iamchars.segment.alignment import Alignment, AlignmentWord, strip_image
+from iamchars.segment.alignment import AlignmentWord, strip_image
 from iamchars.segment.horizontal import WordLayout, seed_spans, word_layout
 from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refined_cuts
 from iamchars.segment.slant import estimate_slant
@@ -130,7 +130,7 @@ def segment_line(
     words: Sequence[WordBox],
     cfg: SegmentConfig,
     font: FontMetrics,
-    aligned: Mapping[str, Alignment] | None = None,
+    aligned: Mapping[str, np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Character boxes for every word of one line image.
 
@@ -154,10 +154,8 @@ def segment_line(
             widths.append(0.0)
             continue
         found = aligned.get(p.word.word_id) if aligned is not None else None
-        cuts = word_cuts(p, cfg) if found is None else found.cuts
+        cuts = word_cuts(p, cfg) if found is None else found
         boxes, scores = boxes_from_cuts(p.strip, cuts, p.layout.ink_share, geo.band, cfg.min_ink_pixels, path_reach)
-        if found is not None:  # the network's belief in each character's segment
-            scores = scores * np.where(np.isnan(found.confidence), 1.0, 0.5 + 0.5 * found.confidence)
         out = np.empty((len(p.word.text), 5))
         out[:, :4] = boxes
         out[:, 4] = scores

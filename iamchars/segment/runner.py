@@ -13,7 +13,7 @@ from iamchars.config import SegmentConfig
 from iamchars.fileio import read_gray
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
-from iamchars.segment.alignment import Alignment, AlignmentWord
+from iamchars.segment.alignment import AlignmentWord
 from iamchars.segment.evaluate import box_iou
 from iamchars.segment.pipeline import WordBox, clip_to_image, line_alignment_words, segment_line
 from iamchars.segment.selfcheck import word_check_boxes
@@ -130,7 +130,7 @@ def segment_form(
     lines: pd.DataFrame,
     words: pd.DataFrame,
     cfg: SegmentConfig,
-    aligned: Mapping[str, Alignment] | None = None,
+    aligned: Mapping[str, np.ndarray] | None = None,
 ) -> FormSegmentation:
     """Boxes for every word of the given lines, each character with its self-check IoU (NaN unless its word
     is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal. `aligned`: the

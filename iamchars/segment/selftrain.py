@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from iamchars.nn import deterministic
 from iamchars.segment.aligner import SegmentNet, batches_by_width, cycle_batches, stack_strips
 from iamchars.segment.alignment import (
     ALPHABET,
-    Alignment,
     AlignmentWord,
     candidate_cuts,
     segment_pairs,
@@ -56,8 +56,8 @@ Progress = Callable[[str, int], None]
 
 @dataclass
 class SelfTrainingResult:
-    alignments: list[Alignment]
-    """Every word's final cuts and confidence, in input order."""
+    cuts: list[np.ndarray]
+    """Every word's final cuts (deslanted ink columns, n + 1 each), in input order."""
     fit_s: float = 0.0
     realign_s: float = 0.0
     realigned: int = 0
@@ -83,17 +83,16 @@ def self_train(
     """`init`: the weights every network starts from (`pretrain.WEIGHTS`), random when None."""
     index = {ch: i for i, ch in enumerate(ALPHABET)}
     cuts = [w.cuts.astype(np.float64) for w in words]
-    found = [Alignment(c, np.full(len(c) - 1, np.nan)) for c in cuts]
     usable = np.array([all(ch in index for ch in w.text) for w in words], bool)
     movable = usable & np.array([len(w.text) > 1 for w in words], bool)  # one letter: exact already
     fold = writer_folds(words, plan.folds)
     if len(set(fold[movable].tolist())) < plan.folds:
-        return SelfTrainingResult(found)  # too few words to hold any out
+        return SelfTrainingResult(cuts)  # too few words to hold any out
     sample_rng = np.random.default_rng(plan.seed)
     in_fold = [np.flatnonzero(usable & (fold == f)).tolist() for f in range(plan.folds)]
     samples = [sorted(sample_rng.permutation(ids)[: plan.sample_words].tolist()) for ids in in_fold]
     refined = [w.cuts for w in words]
-    result = SelfTrainingResult(found)
+    result = SelfTrainingResult(cuts)
     for r in range(plan.rounds):
         last = r == plan.rounds - 1
         new = list(cuts)
@@ -104,14 +103,14 @@ def self_train(
             result.fit_s += time.perf_counter() - start
             targets = [i for i in (in_fold[f] if last else samples[f]) if movable[i]]
             start = time.perf_counter()
-            for i, a in zip(targets, realign(net, words, refined, targets, index, plan, device), strict=True):
-                new[i] = a.cuts
-                found[i] = a
+            for i, c in zip(targets, realign(net, words, refined, targets, index, plan, device), strict=True):
+                new[i] = c
             result.realign_s += time.perf_counter() - start
             result.realigned += len(targets)
             if progress is not None:
                 progress(f"round {r + 1}/{plan.rounds}, fold {f + 1}/{plan.folds}", len(targets))
         cuts = new
+    result.cuts = cuts
     return result
 
 
@@ -138,25 +137,26 @@ def fit_segment_net(
     batches = batches_by_width([words[i].strip.shape[1] for i in learn], plan.words_per_batch)
     stream = cycle_batches(batches, rng)
     net.train()
-    for _ in range(plan.steps):
-        batch = [learn[k] for k in next(stream)]
-        word_ix, starts, ends, labels = [], [], [], []
-        for j, i in enumerate(batch):
-            w = words[i]
-            a, b, owner = training_segments(cuts[i], w.length, plan.negatives, rng)
-            sa = to_strip_columns(a, w.scale, w.strip.shape[1])
-            word_ix.append(np.full(len(a), j))
-            starts.append(sa)
-            ends.append(np.maximum(to_strip_columns(b, w.scale, w.strip.shape[1]), sa + 1))
-            codes = np.array([index[ch] for ch in w.text])
-            labels.append(np.where(owner >= 0, codes[np.maximum(owner, 0)], len(index)))
-        features = net.features(stack_strips([words[i].strip for i in batch], device))
-        ix, a_t, b_t, y = (torch.from_numpy(np.concatenate(v)).to(device) for v in (word_ix, starts, ends, labels))
-        loss = F.cross_entropy(net.segments(features, ix, a_t, b_t), y, label_smoothing=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+    with deterministic():
+        for _ in range(plan.steps):
+            batch = [learn[k] for k in next(stream)]
+            word_ix, starts, ends, labels = [], [], [], []
+            for j, i in enumerate(batch):
+                w = words[i]
+                a, b, owner = training_segments(cuts[i], w.length, plan.negatives, rng)
+                sa = to_strip_columns(a, w.scale, w.strip.shape[1])
+                word_ix.append(np.full(len(a), j))
+                starts.append(sa)
+                ends.append(np.maximum(to_strip_columns(b, w.scale, w.strip.shape[1]), sa + 1))
+                codes = np.array([index[ch] for ch in w.text])
+                labels.append(np.where(owner >= 0, codes[np.maximum(owner, 0)], len(index)))
+            features = net.features(stack_strips([words[i].strip for i in batch], device))
+            ix, a_t, b_t, y = (torch.from_numpy(np.concatenate(v)).to(device) for v in (word_ix, starts, ends, labels))
+            loss = F.cross_entropy(net.segments(features, ix, a_t, b_t), y, label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
     return net.eval()
 
 
@@ -170,10 +170,10 @@ def realign(
     plan: SelfTrainingPlan,
     device: torch.device,
     words_per_batch: int = 64,
-) -> list[Alignment]:
+) -> list[np.ndarray]:
     """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
     candidate segment scored by the network, then Viterbi."""
-    out: dict[int, Alignment] = {}
+    out: dict[int, np.ndarray] = {}
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
         features = net.features(stack_strips([words[i].strip for i in ids], device))
