@@ -2,7 +2,7 @@
 exact cuts, shipped as `segment/aligner.pt` (0.6 MB) and rebuilt by `make aligner-weights`.
 
 Self-training then adapts it to the target corpus. Starting from it rather than from random weights lifts
-pen-dev from 0.721 to 0.737 mean IoU (docs/DESIGN.md): the fonts teach what letters look like, the
+pen-dev from 0.721 to 0.741 mean IoU (docs/DESIGN.md): the fonts teach what letters look like, the
 corpus's own words teach its writers' widths."""
 
 from __future__ import annotations
