@@ -13,12 +13,12 @@ from torch import nn
 from iamchars.errors import UserError
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, option: str = "--device") -> torch.device:
     """ "auto" takes the GPU when torch sees one, else the CPU; an explicit CUDA device must exist."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: torch sees no CUDA GPU (is a CUDA build of torch installed? see README)")
+        raise UserError(f"{option} {name}: torch sees no CUDA GPU (is a CUDA build of torch installed? see README)")
     return torch.device(name)
 
 

@@ -157,3 +157,12 @@ def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights(synth_corpus: 
     torch.save(state, tmp_path / "w.pt")
     loaded = initial_weights(str(tmp_path / "w.pt"))
     assert loaded is not None and all(torch.equal(loaded[k], state[k]) for k in state)
+
+
+def test_missing_aligner_weights_fail_in_one_line_before_any_work(synth_corpus: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pt"
+    args = ["build-dataset", "--iam-root", str(synth_corpus), "--out", str(tmp_path / "out"), "--no-progress"]
+    result = runner.invoke(app, [*args, "--set", f"segment.align_init='{missing}'"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and str(missing) in result.output
+    assert not (tmp_path / "out" / "manifest.parquet").exists()

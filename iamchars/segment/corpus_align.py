@@ -83,6 +83,8 @@ def align_corpus(
     """Cuts (deslanted ink columns) of every word with ink, by word id; read from `cache` when it is there."""
     if cache is not None and cache.is_file():
         return load_cuts(cache)
+    device = pick_device(cfg.align_device, "segment.align_device")  # both checked before any work
+    init = initial_weights(cfg.align_init)
     forms = sorted(words_by_form)
     jobs = [StripJob(root, lines_by_form[f], words_by_form[f], cfg) for f in forms]
     words: list[AlignmentWord] = []
@@ -90,7 +92,6 @@ def align_corpus(
         for found in ordered_map(strips_of_form, jobs, resolve_workers(workers, len(jobs))):
             words += found
             bar.update(1)
-    device = pick_device(cfg.align_device)
     plan = plan_of(cfg)
     threads = torch.get_num_threads()
     torch.set_num_threads(usable_cpus())
@@ -104,7 +105,7 @@ def align_corpus(
                 bar.set_postfix_str(what)
                 bar.update(done)
 
-            result = self_train(words, plan, device, initial_weights(cfg.align_init), advance)
+            result = self_train(words, plan, device, init, advance)
     finally:
         torch.set_num_threads(threads)
     out = {w.word_id: c for w, c in zip(words, result.cuts, strict=True)}
