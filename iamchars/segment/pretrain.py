@@ -23,7 +23,7 @@ from iamchars.parallel import usable_cpus
 from iamchars.segment.alignment import ALPHABET, AlignmentWord, strip_image
 from iamchars.segment.pipeline import prepare_line
 from iamchars.segment.refine import WordStrip
-from iamchars.segment.runner import load_line_images, words_by_line
+from iamchars.segment.runner import load_line_images, readable_lines, words_by_line
 from iamchars.segment.selftrain import SelfTrainingPlan, fit_segment_net
 
 WEIGHTS = Path(__file__).with_name("aligner.pt")
@@ -65,17 +65,12 @@ def words_with_true_cuts(root: Path, cfg: SegmentConfig) -> list[AlignmentWord]:
     for form_id, form_words in words.groupby("form_id"):
         lines = corpus.lines[corpus.lines["form_id"] == form_id]
         images = load_line_images(root, lines, form_words).images
-        by_line = words_by_line(form_words)
-        for line_id, lx, ly, graylevel in zip(
-            lines["line_id"], lines["x"], lines["y"], lines["graylevel"], strict=True
-        ):
-            if line_id not in images or line_id not in by_line:
-                continue
-            geo, _, prepared = prepare_line(images[line_id], (lx, ly), int(graylevel), by_line[line_id], cfg, font)
+        for line in readable_lines(lines, images, words_by_line(form_words)):
+            geo, _, prepared = prepare_line(line.gray, line.origin, line.graylevel, line.words, cfg, font)
             for p in prepared:
                 if p.strip is None or p.word.word_id not in truth:
                     continue
-                boxes = truth[p.word.word_id] - [lx, ly, 0, 0]
+                boxes = truth[p.word.word_id] - [*line.origin, 0, 0]
                 cuts = cuts_from_boxes(p.strip, boxes)
                 if cuts is not None:
                     strip, scale = strip_image(p.strip, geo.mean, geo.std)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +96,28 @@ def load_line_images(root: Path, lines: pd.DataFrame, words: pd.DataFrame) -> Li
     return out
 
 
+@dataclass(frozen=True)
+class ReadableLine:
+    line_id: str
+    gray: np.ndarray
+    origin: tuple[int, int]
+    """The line's top-left corner in the form page."""
+    graylevel: int
+    words: list[WordBox]
+
+
+def readable_lines(
+    lines: pd.DataFrame, images: Mapping[str, np.ndarray], by_line: Mapping[str, list[WordBox]]
+) -> Iterator[ReadableLine]:
+    """The lines (in table order) that have an image and words: what every per-line pass walks over."""
+    for line_id, lx, ly, graylevel in zip(
+        *(lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")), strict=True
+    ):
+        gray = images.get(line_id)
+        if gray is not None and line_id in by_line:
+            yield ReadableLine(line_id, gray, (int(lx), int(ly)), int(graylevel), by_line[line_id])
+
+
 def words_by_line(words: pd.DataFrame) -> dict[str, list[WordBox]]:
     by_line: dict[str, list[WordBox]] = {}
     columns = [words[c].tolist() for c in ("line_id", "word_id", "text", "x", "y", "w", "h")]
@@ -113,15 +135,9 @@ def form_alignment_words(
     writers = dict(zip(words["word_id"].tolist(), words["writer_id"].astype(str).tolist(), strict=True))
     images = load_line_images(root, lines, words).images
     out: list[AlignmentWord] = []
-    for line_id, lx, ly, graylevel in zip(
-        *(lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")), strict=True
-    ):
-        gray = images.get(line_id)
-        if gray is None:
-            continue
-        boxes = by_line[line_id]
-        writer = writers[boxes[0].word_id]
-        out += line_alignment_words(gray, (int(lx), int(ly)), int(graylevel), boxes, writer, cfg, font)
+    for line in readable_lines(lines, images, by_line):
+        writer = writers[line.words[0].word_id]
+        out += line_alignment_words(line.gray, line.origin, line.graylevel, line.words, writer, cfg, font)
     return out
 
 
@@ -138,18 +154,11 @@ def segment_form(
     font = load_font(cfg.font, cfg.font_size)
     by_line = words_by_line(words)
     loaded = load_line_images(root, lines, words)
-    images = loaded.images
     rows: list[tuple] = []
-    line_columns = [lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")]
-    for line_id, lx, ly, graylevel in zip(*line_columns, strict=True):
-        gray = images.get(line_id)
-        if gray is None:
-            continue
-        boxes = by_line[line_id]
-        origin = (int(lx), int(ly))
-        results = segment_line(gray, origin, int(graylevel), boxes, cfg, font, aligned)
-        checks = line_check_boxes(gray, origin, int(graylevel), boxes, cfg, font)
-        for word, out, check in zip(boxes, results, checks, strict=True):
+    for line in readable_lines(lines, loaded.images, by_line):
+        results = segment_line(line.gray, line.origin, line.graylevel, line.words, cfg, font, aligned)
+        checks = line_check_boxes(line.gray, line.origin, line.graylevel, line.words, cfg, font)
+        for word, out, check in zip(line.words, results, checks, strict=True):
             iou = box_iou(out[:, :4], check) if check is not None else np.full(len(out), np.nan)
             values = out.tolist()
             rows.extend((word.word_id, i, ch, *values[i], iou[i]) for i, ch in enumerate(word.text))
@@ -185,14 +194,9 @@ def check_boxes_table(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg:
     by_line = words_by_line(words)
     images = load_line_images(root, lines, words).images
     rows: list[tuple] = []
-    for line_id, lx, ly, graylevel in zip(
-        *(lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")), strict=True
-    ):
-        gray = images.get(line_id)
-        if gray is None:
-            continue
-        checks = line_check_boxes(gray, (int(lx), int(ly)), int(graylevel), by_line[line_id], cfg, font)
-        for word, check in zip(by_line[line_id], checks, strict=True):
+    for line in readable_lines(lines, images, by_line):
+        checks = line_check_boxes(line.gray, line.origin, line.graylevel, line.words, cfg, font)
+        for word, check in zip(line.words, checks, strict=True):
             if check is not None:
                 rows.extend((word.word_id, i, *map(int, check[i])) for i in range(len(check)))
     return pd.DataFrame(rows, columns=["word_id", "char_index", "x", "y", "w", "h"])
