@@ -122,10 +122,17 @@ class SegmentConfig:
     """`aligned`: optimiser steps of each network (one per writer fold and round)."""
     align_sample_words: int = bounded(4000, 10, 10_000_000)
     """`aligned`: words per writer fold that the networks learn from."""
-    align_reach: float = bounded(0.6, 0.0, 2.0)
+    align_reach: float = bounded(1.4, 0.0, 3.0)
     """`aligned`: how far (in character widths) a cut may move from its refined position."""
+    align_candidates: int = bounded(15, 1, 101)
+    """`aligned`: positions each cut may take, evenly spaced over +- align_reach."""
+    align_sigma: float = bounded(0.5, 0.01, 10.0)
+    """`aligned`: width (character widths) of the Gaussian prior that keeps cuts near their refined place."""
     align_prior_weight: float = bounded(1.0, 0.0, 100.0)
-    """`aligned`: weight of the Gaussian prior (sigma 0.35 character widths) that keeps cuts near refined."""
+    """`aligned`: weight of that prior against the network's log-probabilities."""
+    align_stretch: float = bounded(0.15, 0.0, 1.0)
+    """`aligned`: spread (log scale) of the random width of each character in the networks' training copies
+    of a word (whole words: 0.2); writers' letter widths are not the font's."""
     align_init: str = "builtin"
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
     (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""

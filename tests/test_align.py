@@ -10,9 +10,12 @@ from typer.testing import CliRunner
 
 from iamchars.cli import app
 from iamchars.segment.alignment import (
+    CHAR_COLUMNS,
     STRIP_ROWS,
+    AlignmentWord,
     candidate_cuts,
     segment_pairs,
+    stretch_word,
     strip_image,
     training_segments,
     viterbi_cuts,
@@ -63,6 +66,33 @@ def test_a_strip_holds_the_line_band_at_a_fixed_height() -> None:
     rows = np.flatnonzero(image.max(axis=1))
     assert rows.min() == int((100 - 90) * scale) and rows.max() == int((109 - 90) * scale)
     assert image.shape[1] == int(np.ceil(40 * scale)) + 1 and image.max() == 255
+
+
+def test_a_strip_gives_each_character_the_same_columns_whatever_the_writers_width() -> None:
+    ys, xs = np.mgrid[100:110, 50:90]
+    strip = WordStrip.from_ink(WordInk.from_pixels(ys.ravel(), xs.ravel(), 0.0, 105.0), (0.0, 1000.0), 1)
+    assert strip is not None
+    # a writer whose characters are 20 ink columns wide on average: 40 columns hold two of them
+    image, scale = strip_image(strip, mean=105.0, std=5.0, char_width=20.0)
+    assert scale == CHAR_COLUMNS / 20 and image.shape == (STRIP_ROWS, int(np.ceil(40 * scale)) + 1)
+    rows = np.flatnonzero(image.max(axis=1))
+    assert rows.min() == int((100 - 90) * STRIP_ROWS / 30)  # rows still follow the line's scale
+    assert image[rows, : int(40 * scale)].min() > 0 and not image[:, int(40 * scale) + 1 :].any()
+
+
+def test_stretching_a_word_moves_its_cuts_and_ink_together() -> None:
+    strip = np.zeros((STRIP_ROWS, 31), np.uint8)
+    strip[10:20, 0:10] = 255  # first character: columns 0..9
+    strip[10:20, 20:30] = 200  # second: columns 20..29, a blank gap between
+    word = AlignmentWord("w", "x", "ab", strip, 1.0, np.array([0.0, 15.0, 30.0]), 30)
+    same = stretch_word(word, np.ones(2))
+    assert np.array_equal(same.strip, strip) and np.allclose(same.cuts, word.cuts) and same.length == 30
+    wide = stretch_word(word, np.array([2.0, 1.0]))
+    np.testing.assert_allclose(wide.cuts, [0.0, 30.0, 45.0])
+    assert wide.length == 45 and wide.strip.shape == (STRIP_ROWS, 46)
+    inked = np.flatnonzero(wide.strip[15] > 127)
+    assert inked.min() == 0 and 18 <= inked[inked < 30].max() <= 20  # the first character is twice as wide
+    assert wide.strip[15, 35:45].min() > 150 and wide.strip[15, 25:34].max() == 0  # the second is moved, not widened
 
 
 def test_training_segments_mark_the_shifted_ones() -> None:

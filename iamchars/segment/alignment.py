@@ -9,7 +9,7 @@ segment plus a Gaussian prior on the move (the font and the ink still speak thro
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,8 @@ word with any other character keeps its refined cuts."""
 STRIP_ROWS = 32
 STRIP_STDS = 3.0
 """The strip spans the line's ink mean +- 3 std: ascenders and descenders of nearly every writer."""
+CHAR_COLUMNS = 12.0
+"""Strip columns per character on average over a line."""
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,21 @@ class AlignmentWord:
     """The word's deslanted ink width in columns."""
 
 
-def strip_image(strip: WordStrip, mean: float, std: float, rows: int = STRIP_ROWS) -> tuple[np.ndarray, float]:
-    """The word's deslanted ink at the line's scale: (rows, columns) uint8 density and the scale used."""
-    scale = rows / (2 * STRIP_STDS * max(std, 1e-3))
+def strip_image(
+    strip: WordStrip, mean: float, std: float, char_width: float | None = None, rows: int = STRIP_ROWS
+) -> tuple[np.ndarray, float]:
+    """The word's deslanted ink at the line's scale: (rows, columns) uint8 density and the column scale used.
+    Rows span the line's ink mean +- 3 std; columns are scaled so that the line's mean ink width per character
+    (`char_width`, ink columns) spans `CHAR_COLUMNS`, or like the rows when it is None."""
+    row_scale = rows / (2 * STRIP_STDS * max(std, 1e-3))
+    scale = CHAR_COLUMNS / char_width if char_width else row_scale
     top = mean - STRIP_STDS * std
     width = int(np.ceil(strip.length * scale)) + 1
-    r = np.floor((strip.ys - top) * scale).astype(np.int64)
+    r = np.floor((strip.ys - top) * row_scale).astype(np.int64)
     c = np.floor(strip.cols * scale).astype(np.int64)
     inside = (r >= 0) & (r < rows)
     density = np.bincount(r[inside] * width + c[inside], minlength=rows * width).astype(np.float64)
-    density = np.minimum(density.reshape(rows, width) * scale * scale, 1.0)
+    density = np.minimum(density.reshape(rows, width) * row_scale * scale, 1.0)
     return np.rint(density * 255).astype(np.uint8), float(scale)
 
 
@@ -103,6 +110,28 @@ def viterbi_cuts(
         j = int(back[i][j])
         path.append(candidates[i][j])
     return np.array(path[::-1])
+
+
+def stretch_word(word: AlignmentWord, factors: np.ndarray) -> AlignmentWord:
+    """The word redrawn with character i (between its cuts) `factors[i]` times as wide: the strip resampled
+    piecewise-linearly, cuts and length moved with it. Writers' letter widths differ from any font's and from
+    each other's; stretched copies teach the network that a letter's width is not what identifies it."""
+    old = np.asarray(word.cuts, np.float64) * word.scale
+    new = np.concatenate([[old[0]], old[0] + np.cumsum(np.diff(old) * factors)])
+    width = word.strip.shape[1]
+    tail = width - old[-1]
+    out_width = max(int(np.ceil(new[-1] + tail)), 2)
+    source = np.interp(np.arange(out_width) + 0.5, [*new, new[-1] + tail], [*old, old[-1] + tail]) - 0.5
+    left = np.clip(np.floor(source).astype(np.int64), 0, width - 1)
+    right = np.clip(left + 1, 0, width - 1)
+    weight = np.clip(source - left, 0.0, 1.0)
+    strip = word.strip[:, left] * (1 - weight) + word.strip[:, right] * weight
+    return replace(
+        word,
+        strip=np.rint(strip).astype(np.uint8),
+        cuts=new / word.scale,
+        length=max(int(np.ceil(new[-1] / word.scale)), 1),
+    )
 
 
 def training_segments(

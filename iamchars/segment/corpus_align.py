@@ -66,7 +66,10 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
         steps=cfg.align_steps,
         sample_words=cfg.align_sample_words,
         reach=cfg.align_reach,
+        candidates=cfg.align_candidates,
+        sigma=cfg.align_sigma,
         prior_weight=cfg.align_prior_weight,
+        stretch=cfg.align_stretch,
         seed=cfg.align_seed,
     )
 

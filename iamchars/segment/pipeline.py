@@ -102,6 +102,13 @@ def word_cuts(prepared: PreparedWord, cfg: SegmentConfig) -> np.ndarray:
     return refined_cuts(prepared.strip, prepared.layout.cuts, cfg.snap_window, cfg.snap, cfg.gap_reach)
 
 
+def line_char_width(prepared: Sequence[PreparedWord]) -> float | None:
+    """The line's mean deslanted ink width per character: how wide this writer writes, for the strips."""
+    inked = [p for p in prepared if p.strip is not None]
+    chars = sum(len(p.word.text) for p in inked)
+    return sum(p.strip.length for p in inked if p.strip is not None) / chars if chars else None
+
+
 def line_alignment_words(
     gray: np.ndarray,
     origin: tuple[int, int],
@@ -113,11 +120,12 @@ def line_alignment_words(
 ) -> list[AlignmentWord]:
     """What the aligner learns from and re-aligns: every word of the line that has ink."""
     geo, _, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
+    char_width = line_char_width(prepared)
     out = []
     for p in prepared:
         if p.strip is None:
             continue
-        strip, scale = strip_image(p.strip, geo.mean, geo.std)
+        strip, scale = strip_image(p.strip, geo.mean, geo.std, char_width)
         cuts = word_cuts(p, cfg)
         out.append(AlignmentWord(p.word.word_id, writer_id, p.word.text, strip, scale, cuts, p.strip.length))
     return out

@@ -1,9 +1,10 @@
 """The aligner's starting point: a `SegmentNet` trained on a synthetic corpus whose true character boxes give
 exact cuts, shipped as `segment/aligner.pt` (0.6 MB) and rebuilt by `make aligner-weights`.
 
-Self-training then adapts it to the target corpus. Starting from it rather than from random weights lifts
-pen-dev from 0.721 to 0.741 mean IoU (docs/DESIGN.md): the fonts teach what letters look like, the
-corpus's own words teach its writers' widths."""
+Self-training then adapts it to the target corpus. Starting from it rather than from random weights lifted
+pen-dev from 0.721 to 0.741 mean IoU (docs/DESIGN.md, measured before strips were scaled to the line's
+character width): the fonts teach what letters look like, the corpus's own words teach its writers' widths.
+Pretraining sees the fonts unstretched: stretched copies helped only in self-training."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from iamchars.fonts import load_font
 from iamchars.iam.corpus import load_corpus
 from iamchars.parallel import usable_cpus
 from iamchars.segment.alignment import ALPHABET, AlignmentWord, strip_image
-from iamchars.segment.pipeline import prepare_line
+from iamchars.segment.pipeline import line_char_width, prepare_line
 from iamchars.segment.refine import WordStrip
 from iamchars.segment.runner import load_line_images, readable_lines, words_by_line
 from iamchars.segment.selftrain import SelfTrainingPlan, fit_segment_net
@@ -67,13 +68,14 @@ def words_with_true_cuts(root: Path, cfg: SegmentConfig) -> list[AlignmentWord]:
         images = load_line_images(root, lines, form_words).images
         for line in readable_lines(lines, images, words_by_line(form_words)):
             geo, _, prepared = prepare_line(line.gray, line.origin, line.graylevel, line.words, cfg, font)
+            char_width = line_char_width(prepared)
             for p in prepared:
                 if p.strip is None or p.word.word_id not in truth:
                     continue
                 boxes = truth[p.word.word_id] - [*line.origin, 0, 0]
                 cuts = cuts_from_boxes(p.strip, boxes)
                 if cuts is not None:
-                    strip, scale = strip_image(p.strip, geo.mean, geo.std)
+                    strip, scale = strip_image(p.strip, geo.mean, geo.std, char_width)
                     out.append(AlignmentWord(p.word.word_id, "", p.word.text, strip, scale, cuts, p.strip.length))
     return out
 
@@ -81,7 +83,7 @@ def words_with_true_cuts(root: Path, cfg: SegmentConfig) -> list[AlignmentWord]:
 def pretrain(words: list[AlignmentWord], steps: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
     index = {ch: i for i, ch in enumerate(ALPHABET)}
     learn = [i for i, w in enumerate(words) if all(ch in index for ch in w.text)]
-    plan = SelfTrainingPlan(steps=steps)
+    plan = SelfTrainingPlan(steps=steps, stretch=0.0, stretch_word=0.0)  # stretched fonts: no gain (DESIGN.md)
     net = fit_segment_net(words, [w.cuts for w in words], learn, index, plan, seed, device, init=None)
     return {k: v.cpu() for k, v in net.state_dict().items()}
 

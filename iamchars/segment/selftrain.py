@@ -12,7 +12,7 @@ import itertools
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from iamchars.segment.alignment import (
     AlignmentWord,
     candidate_cuts,
     segment_pairs,
+    stretch_word,
     to_strip_columns,
     training_segments,
     viterbi_cuts,
@@ -41,14 +42,18 @@ class SelfTrainingPlan:
     sample_words: int = 4000
     """Words per fold that the intermediate rounds learn from and re-align."""
     negatives: int = 2
-    reach: float = 0.6
+    reach: float = 1.4
     """How far (character widths) a cut may move from its refined position."""
-    candidates: int = 9
-    sigma: float = 0.35
+    candidates: int = 15
+    sigma: float = 0.5
     """Width (character widths) of the Gaussian prior on a cut's move."""
     prior_weight: float = 1.0
     lr: float = 3e-3
     seed: int = 0
+    stretch: float = 0.15
+    """Spread (log scale) of the random width factor of each character in a training copy of a word."""
+    stretch_word: float = 0.2
+    """Spread (log scale) of a whole training word's width factor."""
 
 
 Progress = Callable[[str, int], None]
@@ -141,16 +146,16 @@ def fit_segment_net(
         for _ in range(plan.steps):
             batch = [learn[k] for k in next(stream)]
             word_ix, starts, ends, labels = [], [], [], []
-            for j, i in enumerate(batch):
-                w = words[i]
-                a, b, owner = training_segments(cuts[i], w.length, plan.negatives, rng)
+            shown = [augmented(words[i], cuts[i], plan, rng) for i in batch]
+            for j, w in enumerate(shown):
+                a, b, owner = training_segments(w.cuts, w.length, plan.negatives, rng)
                 sa = to_strip_columns(a, w.scale, w.strip.shape[1])
                 word_ix.append(np.full(len(a), j))
                 starts.append(sa)
                 ends.append(np.maximum(to_strip_columns(b, w.scale, w.strip.shape[1]), sa + 1))
                 codes = np.array([index[ch] for ch in w.text])
                 labels.append(np.where(owner >= 0, codes[np.maximum(owner, 0)], len(index)))
-            features = net.features(stack_strips([words[i].strip for i in batch], device))
+            features = net.features(stack_strips([w.strip for w in shown], device))
             ix, a_t, b_t, y = (torch.from_numpy(np.concatenate(v)).to(device) for v in (word_ix, starts, ends, labels))
             loss = F.cross_entropy(net.segments(features, ix, a_t, b_t), y, label_smoothing=0.1)
             optimizer.zero_grad(set_to_none=True)
@@ -158,6 +163,16 @@ def fit_segment_net(
             optimizer.step()
             schedule.step()
     return net.eval()
+
+
+def augmented(word: AlignmentWord, cuts: np.ndarray, plan: SelfTrainingPlan, rng: np.random.Generator) -> AlignmentWord:
+    """The word with its current cuts, its characters' widths randomly stretched when the plan asks."""
+    word = replace(word, cuts=cuts)
+    if plan.stretch <= 0 and plan.stretch_word <= 0:
+        return word
+    n = len(word.text)
+    log = rng.normal(0.0, plan.stretch, n) + rng.uniform(-plan.stretch_word, plan.stretch_word)
+    return stretch_word(word, np.exp(log))
 
 
 @torch.no_grad()
