@@ -132,7 +132,10 @@ class SegmentConfig:
     """`aligned`: weight of that prior against the network's log-probabilities."""
     align_stretch: float = bounded(0.15, 0.0, 1.0)
     """`aligned`: spread (log scale) of the random width of each character in the networks' training copies
-    of a word (whole words: 0.2); writers' letter widths are not the font's."""
+    of a word; writers' letter widths are not the font's."""
+    align_stretch_word: float = bounded(0.2, 0.0, 1.0)
+    """`aligned`: half-range (log scale) of the random width of a whole training copy; with both at 0 the
+    networks learn from the words as they are."""
     align_init: str = "builtin"
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
     (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""

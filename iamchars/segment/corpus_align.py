@@ -70,6 +70,7 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
         sigma=cfg.align_sigma,
         prior_weight=cfg.align_prior_weight,
         stretch=cfg.align_stretch,
+        stretch_word=cfg.align_stretch_word,
         seed=cfg.align_seed,
     )
 

@@ -104,9 +104,9 @@ def word_cuts(prepared: PreparedWord, cfg: SegmentConfig) -> np.ndarray:
 
 def line_char_width(prepared: Sequence[PreparedWord]) -> float | None:
     """The line's mean deslanted ink width per character: how wide this writer writes, for the strips."""
-    inked = [p for p in prepared if p.strip is not None]
-    chars = sum(len(p.word.text) for p in inked)
-    return sum(p.strip.length for p in inked if p.strip is not None) / chars if chars else None
+    sizes = [(len(p.word.text), p.strip.length) for p in prepared if p.strip is not None]
+    chars = sum(n for n, _ in sizes)
+    return sum(length for _, length in sizes) / chars if chars else None
 
 
 def line_alignment_words(
