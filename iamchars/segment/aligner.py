@@ -55,16 +55,17 @@ class SegmentNet(nn.Module):
     def segments(self, features: torch.Tensor, word: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Logits (S, num_chars + 1; the last is "no character") of segments [a, b) of the given words."""
         width = features.shape[2]
+        columns = features.transpose(1, 2).contiguous()  # (B, T, C): each gather below reads whole rows
         fraction = (torch.arange(SAMPLES, device=features.device, dtype=features.dtype) + 0.5) / SAMPLES
         points = a.to(features.dtype)[:, None] + (b - a).to(features.dtype)[:, None] * fraction[None, :]
         left = points.floor().long().clamp(0, width - 1)
         right = (left + 1).clamp(max=width - 1)
         weight = (points - left.to(features.dtype)).clamp(0, 1)[..., None]
         rows = word[:, None]
-        inside = features[rows, :, left] * (1 - weight) + features[rows, :, right] * weight  # (S, SAMPLES, C)
+        inside = columns[rows, left] * (1 - weight) + columns[rows, right] * weight  # (S, SAMPLES, C)
 
         def at(i: torch.Tensor) -> torch.Tensor:
-            return features[word, :, i.clamp(0, width - 1)]
+            return columns[word, i.clamp(0, width - 1)]
 
         size = ((b - a).to(features.dtype) / STRIP_ROWS).unsqueeze(1)
         parts = [inside.flatten(1), at(a - 1), at(a), at(b - 1), at(b)]

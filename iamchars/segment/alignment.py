@@ -23,6 +23,8 @@ STRIP_STDS = 3.0
 """The strip spans the line's ink mean +- 3 std: ascenders and descenders of nearly every writer."""
 CHAR_COLUMNS = 12.0
 """Strip columns per character on average over a line."""
+MIN_SEGMENT = 1.0
+"""Narrowest character (ink columns) a cut sequence may hold; narrower candidate segments are never scored."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def segment_pairs(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 
 def viterbi_cuts(
-    candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: np.ndarray, min_width: float = 1.0
+    candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: np.ndarray, min_width: float = MIN_SEGMENT
 ) -> np.ndarray:
     """The best cut sequence. `char_logp` holds each character's log-probability over every pair of
     `segment_pairs` (same order); `move_logp` the prior of each inner candidate (same for every cut)."""

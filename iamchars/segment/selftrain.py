@@ -22,6 +22,7 @@ from iamchars.nn import deterministic
 from iamchars.segment.aligner import SegmentNet, batches_by_width, cycle_batches, stack_strips
 from iamchars.segment.alignment import (
     ALPHABET,
+    MIN_SEGMENT,
     AlignmentWord,
     candidate_cuts,
     segment_pairs,
@@ -197,19 +198,23 @@ def realign(
             w = words[i]
             candidates, offsets = candidate_cuts(centres[i], w.length, plan.reach, plan.candidates)
             a, b = segment_pairs(candidates)
-            sa = to_strip_columns(a, w.scale, w.strip.shape[1])
+            feasible = b - a >= MIN_SEGMENT  # Viterbi rules the others out: about a fifth, never scored
             sizes = [len(x) * len(y) for x, y in itertools.pairwise(candidates)]
-            plans.append((candidates, offsets, sum(sizes)))
+            a, b = a[feasible], b[feasible]
+            sa = to_strip_columns(a, w.scale, w.strip.shape[1])
+            plans.append((candidates, offsets, feasible))
             word_ix.append(np.full(len(a), j))
             starts.append(sa)
             ends.append(np.maximum(to_strip_columns(b, w.scale, w.strip.shape[1]), sa + 1))
-            codes.append(np.repeat([index[ch] for ch in w.text], sizes))
+            codes.append(np.repeat([index[ch] for ch in w.text], sizes)[feasible])
         ix, a_t, b_t = (torch.from_numpy(np.concatenate(v)).to(device) for v in (word_ix, starts, ends))
         logp = F.log_softmax(net.segments(features, ix, a_t, b_t).float(), dim=1)
         char_logp = logp.gather(1, torch.from_numpy(np.concatenate(codes)).to(device)[:, None])[:, 0].cpu().numpy()
         pos = 0
-        for i, (candidates, offsets, size) in zip(ids, plans, strict=True):
+        for i, (candidates, offsets, feasible) in zip(ids, plans, strict=True):
+            scores = np.full(len(feasible), -1e9)
+            scores[feasible] = char_logp[pos : pos + int(feasible.sum())]
+            pos += int(feasible.sum())
             move = -0.5 * plan.prior_weight * (offsets / plan.sigma) ** 2
-            out[i] = viterbi_cuts(candidates, char_logp[pos : pos + size], move)
-            pos += size
+            out[i] = viterbi_cuts(candidates, scores, move)
     return [out[i] for i in targets]
