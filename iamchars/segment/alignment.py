@@ -1,10 +1,11 @@
 """Forced alignment of a word's transcription to its ink: the pure-numpy half of the `aligned` method.
 
 A word becomes a *strip*: its deslanted ink drawn at the line's own scale (the rows mean +- 3 std of the line
-ink mapped to `STRIP_ROWS` rows, columns scaled by the same factor), so that every word of every writer
-reaches the network at one size. Each inner cut may move among a few candidates around its refined position;
-`viterbi_cuts` picks the sequence that maximises the network's log-probability of each character over its
-segment plus a Gaussian prior on the move (the font and the ink still speak through the refined cuts)."""
+ink mapped to `STRIP_ROWS` rows, columns scaled so that the line's mean character spans `CHAR_COLUMNS`), so
+that every word of every writer reaches the network at one size. Each inner cut may move among a few
+candidates around its refined position; `viterbi_cuts` picks the sequence that maximises the network's
+log-probability of each character over its segment plus a Gaussian prior on the move (the font and the ink
+still speak through the refined cuts)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class SelfTrainingPlan:
     stretch: float = 0.15
     """Spread (log scale) of the random width factor of each character in a training copy of a word."""
     stretch_word: float = 0.2
-    """Spread (log scale) of a whole training word's width factor."""
+    """Half-range (log scale, uniform) of a whole training word's width factor."""
 
 
 Progress = Callable[[str, int], None]
@@ -202,7 +202,7 @@ def realign(
             sizes = [len(x) * len(y) for x, y in itertools.pairwise(candidates)]
             a, b = a[feasible], b[feasible]
             sa = to_strip_columns(a, w.scale, w.strip.shape[1])
-            plans.append((candidates, offsets, feasible))
+            plans.append((candidates, offsets, feasible, len(a)))
             word_ix.append(np.full(len(a), j))
             starts.append(sa)
             ends.append(np.maximum(to_strip_columns(b, w.scale, w.strip.shape[1]), sa + 1))
@@ -211,10 +211,10 @@ def realign(
         logp = F.log_softmax(net.segments(features, ix, a_t, b_t).float(), dim=1)
         char_logp = logp.gather(1, torch.from_numpy(np.concatenate(codes)).to(device)[:, None])[:, 0].cpu().numpy()
         pos = 0
-        for i, (candidates, offsets, feasible) in zip(ids, plans, strict=True):
+        for i, (candidates, offsets, feasible, scored) in zip(ids, plans, strict=True):
             scores = np.full(len(feasible), -1e9)
-            scores[feasible] = char_logp[pos : pos + int(feasible.sum())]
-            pos += int(feasible.sum())
+            scores[feasible] = char_logp[pos : pos + scored]
+            pos += scored
             move = -0.5 * plan.prior_weight * (offsets / plan.sigma) ** 2
             out[i] = viterbi_cuts(candidates, scores, move)
     return [out[i] for i in targets]
