@@ -196,3 +196,8 @@ def test_missing_aligner_weights_fail_in_one_line_before_any_work(synth_corpus: 
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.count("\n") == 1 and str(missing) in result.output
     assert not (tmp_path / "out" / "manifest.parquet").exists()
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not weights\n")  # torch's own message about it runs to several lines
+    result = runner.invoke(app, [*args, "--set", f"segment.align_init='{garbage}'"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and "not a PyTorch weights file" in result.output

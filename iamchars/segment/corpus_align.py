@@ -49,8 +49,9 @@ def initial_weights(spec: str) -> dict[str, torch.Tensor] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not a PyTorch weights file"
         raise AlignerWeightsError(
-            f"{path}: not readable aligner weights ({exc}); make aligner-weights rebuilds them"
+            f"{path}: not readable aligner weights ({reason}); make aligner-weights rebuilds them"
         ) from exc
     expected = SegmentNet(len(ALPHABET)).state_dict()
     if not isinstance(state, dict) or {k: tuple(v.shape) for k, v in state.items()} != {
