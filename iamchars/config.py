@@ -84,6 +84,9 @@ class SynthConfig:
     forms_per_writer: int = bounded(2, 1, 1000)
     err_rate: float = bounded(0.05, 0.0, 1.0)
     """Share of lines flagged `err`; one word of such a line gets a truncated box, as IAM's errors do."""
+    monoline: float = bounded(0.0, 0.0, 1.0)
+    """Share of writers whose glyphs are redrawn as one even pen line along their skeleton (ballpoint
+    handwriting, like IAM's), not the font's own strokes."""
     workers: int = bounded(0, 0, 512, shapes_output=False)
     """Worker processes (0: one per CPU this process may use)."""
 
@@ -116,7 +119,7 @@ class SegmentConfig:
     """Cut between characters along the cheapest path through the ink, not a straight (deslanted) line."""
     path_reach: float = bounded(0.4, 0.0, 3.0)
     """How far (in mean character widths) a cut path may bend away from its cut."""
-    align_rounds: int = bounded(2, 1, 20)
+    align_rounds: int = bounded(3, 1, 20)
     """`aligned`: rounds of self-training (re-align, learn again)."""
     align_steps: int = bounded(600, 10, 1_000_000)
     """`aligned`: optimiser steps of each network (one per writer fold and round)."""

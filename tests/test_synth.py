@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from skimage.morphology import skeletonize
 from typer.testing import CliRunner
 
 from iamchars.cli import app
@@ -122,6 +125,20 @@ def test_glyph_labels_give_tight_boxes_in_reading_order() -> None:
     for k, (x, y, w, h) in enumerate(boxes, start=1):
         ys, xs = np.nonzero(line.labels == k)
         assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x, y, x + w, y + h)
+
+
+def test_monoline_writers_draw_glyphs_as_an_even_pen_line() -> None:
+    style = replace(writer_style("kalam", np.random.default_rng(1), monoline=1.0), jitter_scale=0.0, pressure=0.0)
+    assert style.stroke == 0 and 2.5 <= style.pen <= 7.0
+    font = load_font("kalam", style.size)
+    line = render_line(["bold", "ink"], style, font, np.random.default_rng(2))
+    inked = (line.alpha > 127).astype(np.uint8)
+    width = 2 * cv2.distanceTransform(inked, cv2.DIST_L2, 5)[skeletonize(inked > 0)]  # stroke width along its middle
+    assert abs(float(np.median(width)) - style.pen) <= 1.5, (np.median(width), style.pen)
+    font_line = render_line(["bold", "ink"], replace(style, pen=0.0), font, np.random.default_rng(2))
+    assert not np.array_equal(line.alpha, font_line.alpha)
+    assert (char_boxes(line)[:, 2] > 0).all() and line.owners == font_line.owners
+    assert writer_style("kalam", np.random.default_rng(1)).pen == 0.0  # corpora without monoline writers keep their bytes
 
 
 def test_render_form_is_a_pure_function_of_seed_and_index() -> None:

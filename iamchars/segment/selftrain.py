@@ -35,7 +35,7 @@ from iamchars.segment.alignment import (
 
 @dataclass(frozen=True)
 class SelfTrainingPlan:
-    rounds: int = 2
+    rounds: int = 3
     folds: int = 2
     steps: int = 600
     """Optimiser steps per network (one network per fold and round)."""

@@ -7,11 +7,13 @@ of its own pixels after every distortion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import cv2
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from iamchars.fonts import FontMetrics
 
@@ -33,12 +35,22 @@ class WriterStyle:
     jitter_baseline: float
     elastic_px: float
     pressure: float
+    pen: float = 0.0
+    """Pen diameter (pixels) when the writer's glyphs are redrawn as one even pen line along their
+    skeleton, as ballpoint handwriting is; 0 keeps the font's own strokes."""
 
 
-def writer_style(font: str, rng: np.random.Generator) -> WriterStyle:
-    """A writer: one font with its own size, slant, stroke, ink and spacing habits."""
+PEN_DIAMETER = (2.5, 7.0)
+"""Range of a monoline writer's pen (pixels at 58 to 82 px type): IAM's and pen-dev's strokes are 3 to 6
+pixels wide for an x-height of 20 to 30."""
+
+
+def writer_style(font: str, rng: np.random.Generator, monoline: float = 0.0) -> WriterStyle:
+    """A writer: one font with its own size, slant, stroke, ink and spacing habits; with probability
+    `monoline` a pen that redraws the font's glyphs as even lines (drawn last, so that corpora without
+    monoline writers do not change)."""
     size = int(rng.integers(58, 82))
-    return WriterStyle(
+    style = WriterStyle(
         font=font,
         size=size,
         stroke=int(rng.random() < 0.35),
@@ -52,6 +64,24 @@ def writer_style(font: str, rng: np.random.Generator) -> WriterStyle:
         elastic_px=float(rng.uniform(1.0, 3.0)),
         pressure=float(rng.uniform(0.0, 0.3)),
     )
+    if monoline > 0 and rng.random() < monoline:
+        style = replace(style, stroke=0, pen=float(rng.uniform(*PEN_DIAMETER)))
+    return style
+
+
+@lru_cache(maxsize=4096)
+def monoline_alpha(alpha: bytes, shape: tuple[int, int], pen: float) -> tuple[np.ndarray, int]:
+    """A glyph's coverage redrawn as an even, anti-aliased pen line of diameter `pen` along its skeleton,
+    with the padding added on each side (the line may reach past the glyph's own bitmap)."""
+    glyph = np.frombuffer(alpha, np.uint8).reshape(shape)
+    pad = int(np.ceil(pen / 2)) + 1
+    inked = cv2.copyMakeBorder(glyph, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0) > 127
+    skeleton = skeletonize(inked)
+    if not skeleton.any():
+        return np.pad(glyph, pad), pad
+    distance = cv2.distanceTransform((~skeleton).astype(np.uint8), cv2.DIST_L2, 5)
+    coverage = np.clip(pen / 2 + 0.5 - distance, 0.0, 1.0)
+    return np.rint(coverage * 255).astype(np.uint8), pad
 
 
 @dataclass
@@ -107,10 +137,14 @@ def render_line(tokens: list[str], style: WriterStyle, font: FontMetrics, rng: n
             if c_index:
                 pen += font.kerning(token[c_index - 1], ch) + style.letter_spacing + rng.normal(0, 0.8)
             glyph = font.glyph(ch)
+            alpha, pad = glyph.alpha, 0
+            if style.pen > 0:
+                alpha, pad = monoline_alpha(alpha.tobytes(), alpha.shape, style.pen)
             scale = 1.0 + rng.normal(0, style.jitter_scale)
             angle = rng.normal(0, style.jitter_rotation_deg)
             weight = 1.0 - style.pressure * rng.random()
-            bitmap, dx, dy = _jitter_glyph(glyph.alpha, scale, angle, weight)
+            bitmap, dx, dy = _jitter_glyph(alpha, scale, angle, weight)
+            dx, dy = dx - pad, dy - pad
             drift = 0.7 * drift + rng.normal(0, style.jitter_baseline)
             x = round(pen + glyph.left * scale) + dx
             y = round(baseline + drift + glyph.top * scale) + dy
