@@ -138,7 +138,7 @@ def test_monoline_writers_draw_glyphs_as_an_even_pen_line() -> None:
     font_line = render_line(["bold", "ink"], replace(style, pen=0.0), font, np.random.default_rng(2))
     assert not np.array_equal(line.alpha, font_line.alpha)
     assert (char_boxes(line)[:, 2] > 0).all() and line.owners == font_line.owners
-    assert writer_style("kalam", np.random.default_rng(1)).pen == 0.0  # corpora without monoline writers keep their bytes
+    assert writer_style("kalam", np.random.default_rng(1)).pen == 0.0  # other corpora keep their bytes
 
 
 def test_render_form_is_a_pure_function_of_seed_and_index() -> None:
