@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,14 @@ from iamchars.segment.alignment import (
     STRIP_ROWS,
     AlignmentWord,
     candidate_cuts,
+    end_candidates,
+    neighbour_stroke,
     segment_pairs,
     stretch_word,
     strip_image,
     training_segments,
     viterbi_cuts,
+    with_neighbour_stroke,
 )
 from iamchars.segment.corpus_align import load_cuts, save_cuts
 from iamchars.segment.evaluate import evaluate
@@ -31,12 +35,13 @@ def test_viterbi_takes_the_best_ordered_cuts() -> None:
     candidates, offsets = candidate_cuts(np.array([0.0, 10.0, 20.0, 30.0]), 30, reach=0.5, count=3)
     assert [len(c) for c in candidates] == [1, 3, 3, 1]
     np.testing.assert_allclose(candidates[1], [5.0, 10.0, 15.0])
-    np.testing.assert_allclose(offsets, [-0.5, 0.0, 0.5])
+    np.testing.assert_allclose(offsets[1], [-0.5, 0.0, 0.5])
+    np.testing.assert_allclose(offsets[0], [0.0])
     starts, ends = segment_pairs(candidates)
     assert len(starts) == 3 + 9 + 3
     # each character likes a segment of width 12 best; the second cut 12, the third 24 fit that
     logp = -np.abs((ends - starts) - 12.0)
-    flat_prior = np.zeros(3)
+    flat_prior = [np.zeros(len(c)) for c in candidates]
     best = viterbi_cuts(candidates, logp, flat_prior)
     assert best[0] == 0.0 and best[-1] == 30.0 and np.all(np.diff(best) >= 1)
     widths = np.diff(best)
@@ -44,14 +49,43 @@ def test_viterbi_takes_the_best_ordered_cuts() -> None:
         np.abs(np.diff([0.0, a, b, 30.0]) - 12).sum() for a in candidates[1] for b in candidates[2] if b > a
     )
     # a strong prior keeps the cuts where they were
-    assert np.allclose(viterbi_cuts(candidates, logp, np.array([-100.0, 0.0, -100.0])), [0, 10, 20, 30])
+    strong = [np.zeros(1), *[np.array([-100.0, 0.0, -100.0])] * 2, np.zeros(1)]
+    assert np.allclose(viterbi_cuts(candidates, logp, strong), [0, 10, 20, 30])
+
+
+def test_free_ends_leave_a_neighbours_stroke_to_no_character() -> None:
+    # "ab": letters over strip columns 0..20 (2 per ink column), a gap, then a full stop at 26..29
+    strip = np.zeros((STRIP_ROWS, 31), np.uint8)
+    strip[8:24, 0:20] = 255
+    strip[20:23, 26:30] = 255
+    word = AlignmentWord("w", "x", "ab", strip, 2.0, np.array([0.0, 7.5, 15.0]), 15)
+    first, last = end_candidates(word, reach=1.4)
+    np.testing.assert_allclose(first, [0.0])  # no gap near the start
+    np.testing.assert_allclose(last, [15.0, 10.0])  # the ink's end, or where the gap before the stop opens
+    assert end_candidates(word, reach=0.5)[1].tolist() == [15.0]  # the gap lies 0.67 widths in
+    candidates, offsets = candidate_cuts(word.cuts, 15, reach=0.4, count=5, ends=(first, last))
+    np.testing.assert_allclose(offsets[2], [0.0, 2 / 3])
+    letters = [(0.0, 5.0), (5.0, 10.0)]
+    prior = [-0.5 * (o / 0.5) ** 2 for o in offsets]
+    assert viterbi_cuts(candidates, _fit_to(candidates, letters), prior)[-1] == 10.0  # off the full stop
+    fixed, fixed_offsets = candidate_cuts(word.cuts, 15, reach=0.4, count=5)
+    assert fixed[-1].tolist() == [15.0] and fixed_offsets[-1].tolist() == [0.0]
+
+
+def _fit_to(candidates: list[np.ndarray], letters: list[tuple[float, float]]) -> np.ndarray:
+    """Each character's score over `segment_pairs`: minus the distance of its ends from the letter's."""
+    scores = []
+    for (left, right), (start, end) in zip(itertools.pairwise(candidates), letters, strict=True):
+        a, b = np.meshgrid(left, right, indexing="ij")
+        scores.append(-np.abs(a.ravel() - start) - np.abs(b.ravel() - end))
+    return np.concatenate(scores)
 
 
 def test_viterbi_never_crosses_cuts() -> None:
     candidates = [np.array([0.0]), np.array([4.0, 8.0, 12.0]), np.array([6.0, 10.0, 14.0]), np.array([20.0])]
     starts, ends = segment_pairs(candidates)
     logp = np.where(ends - starts < 0, 50.0, 0.0)  # a crossed pair would score highest if it were allowed
-    best = viterbi_cuts(candidates, logp, np.zeros(3))
+    best = viterbi_cuts(candidates, logp, [np.zeros(len(c)) for c in candidates])
     assert np.all(np.diff(best) >= 1)
 
 
@@ -93,6 +127,25 @@ def test_stretching_a_word_moves_its_cuts_and_ink_together() -> None:
     inked = np.flatnonzero(wide.strip[15] > 127)
     assert inked.min() == 0 and 18 <= inked[inked < 30].max() <= 20  # the first character is twice as wide
     assert wide.strip[15, 35:45].min() > 150 and wide.strip[15, 25:34].max() == 0  # the second is moved, not widened
+
+
+def test_a_neighbours_stroke_lands_outside_the_cuts_and_survives_stretching() -> None:
+    strip = np.zeros((STRIP_ROWS, 21), np.uint8)
+    strip[10:20, 0:20] = 255
+    word = AlignmentWord("w", "x", "ab", strip, 2.0, np.array([0.0, 5.0, 10.0]), 10)
+    rng = np.random.default_rng(0)
+    marks = [neighbour_stroke(rng, strip) for _ in range(40)]
+    assert all(m.shape[0] == STRIP_ROWS and 1 <= m.shape[1] <= 10 and m.max() > 127 for m in marks)
+    after = with_neighbour_stroke(word, marks[0], gap=3, after=True)
+    np.testing.assert_allclose(after.cuts, word.cuts)
+    assert after.length * after.scale >= 20 + 3 + marks[0].shape[1] and after.strip[:, 20:23].max() == 0
+    before = with_neighbour_stroke(word, marks[1], gap=3, after=False)
+    shift = (3 + marks[1].shape[1]) / 2.0
+    np.testing.assert_allclose(before.cuts, word.cuts + shift)
+    assert before.strip[15, int(before.cuts[0] * 2) :][:20].min() == 255  # the word's ink starts at its first cut
+    wide = stretch_word(before, np.array([2.0, 1.0]))
+    np.testing.assert_allclose(wide.cuts, [shift, shift + 10.0, shift + 15.0])
+    assert np.array_equal(wide.strip[:, : int(shift * 2)], before.strip[:, : int(shift * 2)])  # the stroke as it was
 
 
 def test_training_segments_mark_the_shifted_ones() -> None:

@@ -15,7 +15,7 @@ from iamchars.iam.corpus import load_corpus
 from iamchars.segment.evaluate import box_iou, evaluate, span_iou
 from iamchars.segment.horizontal import ink_cuts, seed_spans
 from iamchars.segment.pipeline import WordBox, segment_line
-from iamchars.segment.refine import WordInk, refine_word, snap_cuts
+from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refine_word, snap_cuts
 from iamchars.segment.runner import segment_form
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import line_ink_stats, vertical_band
@@ -80,6 +80,21 @@ def test_a_word_in_the_alignment_font_aligns_to_within_a_pixel() -> None:
         # each character's pixels start right at its cut (cursive ink is continuous across cuts)
         assert np.abs(boxes[1:, 0] - np.ceil(mapped)).max() <= 1.0, text
         assert (scores > 0).all() and (scores <= 1).all()
+
+
+def test_ink_past_the_last_cut_belongs_to_no_character() -> None:
+    # two 8-column letters (rows 0..19) and a full stop (rows 16..19, columns 22..24) in one word box
+    mask = np.zeros((20, 25), bool)
+    mask[:, 0:8] = mask[:, 9:17] = True
+    mask[16:20, 22:25] = True
+    ys, xs = np.nonzero(mask)
+    strip = WordStrip.from_ink(WordInk.from_pixels(ys, xs, 0.0, 10.0), (0, 100), 1)
+    assert strip is not None and strip.length == 25
+    share = np.full(2, 0.5)
+    whole, _ = boxes_from_cuts(strip, np.array([0.0, 8.5, 25.0]), share, (0, 20), 1)
+    trimmed, _ = boxes_from_cuts(strip, np.array([0.0, 8.5, 19.0]), share, (0, 20), 1)
+    assert whole[1].tolist() == [9, 0, 16, 20]  # the stop widens the last letter's box
+    assert trimmed.tolist() == [[0, 0, 8, 20], [9, 0, 8, 20]]
 
 
 def test_a_slanted_word_is_deslanted() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from iamchars.segment.refine import WordStrip
@@ -67,15 +68,38 @@ def to_strip_columns(cuts: np.ndarray, scale: float, width: int) -> np.ndarray:
     return np.clip(np.rint(np.asarray(cuts, np.float64) * scale).astype(np.int64), 0, width)
 
 
-def candidate_cuts(cuts: np.ndarray, length: int, reach: float, count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Candidates for every cut (the outer two fixed at the ink's ends) and their offsets in character widths."""
+def candidate_cuts(
+    cuts: np.ndarray, length: int, reach: float, count: int, ends: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Candidates for every cut and their offsets in character widths, one array per cut.
+
+    Inner cuts move up to `reach` either way. The outer two stay at the ink's ends unless `ends` offers
+    other places for them (`end_candidates`)."""
     n = len(cuts) - 1
     offsets = np.linspace(-reach, reach, count) if count > 1 else np.zeros(1)
     width = length / n
-    out = [np.array([0.0])]
-    out += [np.clip(cuts[i] + offsets * width, 1.0, length - 1.0) for i in range(1, n)]
-    out.append(np.array([float(length)]))
-    return out, offsets
+    first, last = ends if ends is not None else (np.array([0.0]), np.array([float(length)]))
+    out = [first, *[np.clip(cuts[i] + offsets * width, 1.0, length - 1.0) for i in range(1, n)], last]
+    return out, [first / width, *([offsets] * (n - 1)), (length - last) / width]
+
+
+def end_candidates(word: AlignmentWord, reach: float, blank: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Where the first and last cut may go (ink columns): the ink's ends, and the edges of the blank gaps
+    within `reach` character widths of them. A word box often holds a stroke that is none of its characters
+    (the full stop after it, its neighbour's tail), nearly always apart from its own ink; a cut in such a
+    gap leaves it to no character, and a cut elsewhere would only trim a letter."""
+    inked = np.flatnonzero(word.strip.max(axis=0) > blank)
+    if len(inked) < 2:
+        return np.array([0.0]), np.array([float(word.length)])
+    apart = np.flatnonzero(np.diff(inked) > 1)  # a blank gap between inked[k] and inked[k + 1]
+    gap_opens, gap_closes = inked[apart] + 1, inked[apart + 1]
+    near = reach * word.length / max(len(word.text), 1) * word.scale
+    length = float(word.length)
+    stops = gap_closes[gap_closes - inked[0] <= near]
+    starts = gap_opens[inked[-1] + 1 - gap_opens <= near]
+    first = np.concatenate([[0.0], np.clip(stops / word.scale, 1.0, length - 1.0)])
+    last = np.concatenate([[length], np.clip(starts / word.scale, 1.0, length - 1.0)])
+    return np.unique(first), np.unique(last)[::-1]
 
 
 def segment_pairs(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -89,12 +113,12 @@ def segment_pairs(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 
 def viterbi_cuts(
-    candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: np.ndarray, min_width: float = MIN_SEGMENT
+    candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: list[np.ndarray], min_width: float = MIN_SEGMENT
 ) -> np.ndarray:
     """The best cut sequence. `char_logp` holds each character's log-probability over every pair of
-    `segment_pairs` (same order); `move_logp` the prior of each inner candidate (same for every cut)."""
+    `segment_pairs` (same order); `move_logp` the prior of each cut's candidates (one array per cut)."""
     n = len(candidates) - 1
-    best = np.zeros(1)
+    best = np.asarray(move_logp[0], np.float64)
     back: list[np.ndarray] = []
     pos = 0
     for i in range(n):
@@ -103,8 +127,7 @@ def viterbi_cuts(
         score = char_logp[pos : pos + k].reshape(len(left), len(right))
         pos += k
         score = np.where(right[None, :] - left[:, None] >= min_width, score, -1e9)
-        prior = move_logp if i < n - 1 else np.zeros(1)
-        total = best[:, None] + score + prior[None, :]
+        total = best[:, None] + score + move_logp[i + 1][None, :]
         back.append(np.argmax(total, axis=0))
         best = np.max(total, axis=0)
     j = int(np.argmax(best))
@@ -124,7 +147,8 @@ def stretch_word(word: AlignmentWord, factors: np.ndarray) -> AlignmentWord:
     width = word.strip.shape[1]
     tail = width - old[-1]
     out_width = max(int(np.ceil(new[-1] + tail)), 2)
-    source = np.interp(np.arange(out_width) + 0.5, [*new, new[-1] + tail], [*old, old[-1] + tail]) - 0.5
+    head = [0.0] if old[0] > 0 else []  # ink before the first cut (no character's) keeps its width
+    source = np.interp(np.arange(out_width) + 0.5, [*head, *new, new[-1] + tail], [*head, *old, old[-1] + tail]) - 0.5
     left = np.clip(np.floor(source).astype(np.int64), 0, width - 1)
     right = np.clip(left + 1, 0, width - 1)
     weight = np.clip(source - left, 0.0, 1.0)
@@ -133,8 +157,44 @@ def stretch_word(word: AlignmentWord, factors: np.ndarray) -> AlignmentWord:
         word,
         strip=np.rint(strip).astype(np.uint8),
         cuts=new / word.scale,
-        length=max(int(np.ceil(new[-1] / word.scale)), 1),
+        length=max(int(np.ceil((new[-1] - old[-1]) / word.scale + word.length)), 1),
     )
+
+
+def neighbour_stroke(rng: np.random.Generator, donor: np.ndarray) -> np.ndarray:
+    """A stroke that is no character of the word it lands in, as a (STRIP_ROWS, columns) uint8 strip: a full
+    stop, comma, hyphen or quote at its usual height, or the first columns of another word's strip."""
+    kind = int(rng.integers(0, 5))
+    if kind == 4 and donor.shape[1] > 2:
+        return donor[:, : int(rng.integers(2, min(donor.shape[1], 11)))].copy()
+    mark = np.zeros((STRIP_ROWS, 10), np.uint8)
+    thick = int(rng.integers(1, 3))
+    if kind == 0:  # full stop
+        cv2.circle(mark, (4, int(rng.integers(19, 25))), thick, 255, -1)
+    elif kind == 1:  # comma
+        row = int(rng.integers(19, 24))
+        cv2.circle(mark, (5, row), thick, 255, -1)
+        cv2.line(mark, (5, row), (3, row + int(rng.integers(3, 6))), 255, thick)
+    elif kind == 2:  # hyphen
+        row = int(rng.integers(13, 19))
+        cv2.line(mark, (1, row), (int(rng.integers(4, 9)), row + int(rng.integers(-1, 2))), 255, thick)
+    else:  # quote or apostrophe
+        for x in range(2, 2 + 3 * int(rng.integers(1, 3)), 3):
+            cv2.line(mark, (x + 1, int(rng.integers(3, 7))), (x, int(rng.integers(8, 12))), 255, thick)
+    columns = np.flatnonzero(mark.any(axis=0))
+    return mark[:, columns[0] : columns[-1] + 1]
+
+
+def with_neighbour_stroke(word: AlignmentWord, stroke: np.ndarray, gap: int, after: bool) -> AlignmentWord:
+    """The word with `stroke` drawn `gap` strip columns past its last (or before its first) ink column; the
+    cuts keep to the word's own ink, so the stroke lies outside them, as a neighbour's does in a word box."""
+    strip = word.strip[:, : max(int(np.ceil(word.length * word.scale)), 1)]
+    blank = np.zeros((STRIP_ROWS, gap), np.uint8)
+    parts = [strip, blank, stroke] if after else [stroke, blank, strip]
+    grown = np.concatenate([*parts, np.zeros((STRIP_ROWS, 1), np.uint8)], axis=1)
+    added = (gap + stroke.shape[1]) / word.scale
+    cuts = word.cuts if after else word.cuts + added
+    return replace(word, strip=grown, cuts=cuts, length=int(np.ceil(word.length + added)))
 
 
 def training_segments(

@@ -68,6 +68,8 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
         sample_words=cfg.align_sample_words,
         reach=cfg.align_reach,
         candidates=cfg.align_candidates,
+        end_reach=cfg.align_end_reach,
+        neighbours=cfg.align_neighbours,
         sigma=cfg.align_sigma,
         prior_weight=cfg.align_prior_weight,
         stretch=cfg.align_stretch,

@@ -152,7 +152,8 @@ def boxes_from_cuts(
     path_reach: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (n, 4) in line coordinates and per-character scores: every ink pixel goes to the character
-    between its cuts (or cut paths), and a character's box is the tight box of its own pixels."""
+    between its cuts (or cut paths), and a character's box is the tight box of its own pixels. Ink left of
+    the first cut or right of the last belongs to no character (a neighbour's stroke inside the word box)."""
     n = len(cuts) - 1
     ys, xs, cols, length, profile = strip.ys, strip.xs, strip.cols, strip.length, strip.profile
     boxes = np.zeros((n, 4), np.float64)
@@ -164,6 +165,10 @@ def boxes_from_cuts(
         owner = owners_by_paths(rows, cols, paths, n)
     else:
         owner = np.searchsorted(cuts[1:-1], strip.xd - strip.origin, side="right")
+    rel = strip.xd - strip.origin
+    kept = (rel >= cuts[0]) & (rel < cuts[-1])
+    if not kept.all():
+        ys, xs, owner = ys[kept], xs[kept], owner[kept]
     counts = np.bincount(owner, minlength=n)
     typical = max(float(profile.mean()), 1e-6)
     cut_clean = np.ones(n + 1)

@@ -25,11 +25,14 @@ from iamchars.segment.alignment import (
     MIN_SEGMENT,
     AlignmentWord,
     candidate_cuts,
+    end_candidates,
+    neighbour_stroke,
     segment_pairs,
     stretch_word,
     to_strip_columns,
     training_segments,
     viterbi_cuts,
+    with_neighbour_stroke,
 )
 
 
@@ -45,6 +48,8 @@ class SelfTrainingPlan:
     negatives: int = 2
     reach: float = 1.4
     """How far (character widths) a cut may move from its refined position."""
+    end_reach: float = 1.4
+    """How far (character widths) the first and last cut may move inwards from the ends of the word's ink."""
     candidates: int = 15
     sigma: float = 0.5
     """Width (character widths) of the Gaussian prior on a cut's move."""
@@ -55,6 +60,9 @@ class SelfTrainingPlan:
     """Spread (log scale) of the random width factor of each character in a training copy of a word."""
     stretch_word: float = 0.2
     """Half-range (log scale, uniform) of a whole training word's width factor."""
+    neighbours: float = 0.3
+    """Chance that a training word gets a stroke of no character of its own just after its ink (a third as
+    often before it): a full stop, comma, hyphen, quote or the start of another word."""
 
 
 Progress = Callable[[str, int], None]
@@ -147,7 +155,8 @@ def fit_segment_net(
         for _ in range(plan.steps):
             batch = [learn[k] for k in next(stream)]
             word_ix, starts, ends, labels = [], [], [], []
-            shown = [augmented(words[i], cuts[i], plan, rng) for i in batch]
+            donors = [words[batch[(j + 1) % len(batch)]].strip for j in range(len(batch))]
+            shown = [augmented(words[i], cuts[i], plan, rng, d) for i, d in zip(batch, donors, strict=True)]
             for j, w in enumerate(shown):
                 a, b, owner = training_segments(w.cuts, w.length, plan.negatives, rng)
                 sa = to_strip_columns(a, w.scale, w.strip.shape[1])
@@ -166,14 +175,22 @@ def fit_segment_net(
     return net.eval()
 
 
-def augmented(word: AlignmentWord, cuts: np.ndarray, plan: SelfTrainingPlan, rng: np.random.Generator) -> AlignmentWord:
-    """The word with its current cuts, its characters' widths randomly stretched when the plan asks."""
+def augmented(
+    word: AlignmentWord, cuts: np.ndarray, plan: SelfTrainingPlan, rng: np.random.Generator, donor: np.ndarray
+) -> AlignmentWord:
+    """The word with its current cuts, its characters' widths randomly stretched and a neighbour's stroke
+    added (from `donor`, another word's strip) when the plan asks."""
     word = replace(word, cuts=cuts)
-    if plan.stretch <= 0 and plan.stretch_word <= 0:
-        return word
-    n = len(word.text)
-    log = rng.normal(0.0, plan.stretch, n) + rng.uniform(-plan.stretch_word, plan.stretch_word)
-    return stretch_word(word, np.exp(log))
+    if plan.stretch > 0 or plan.stretch_word > 0:
+        n = len(word.text)
+        log = rng.normal(0.0, plan.stretch, n) + rng.uniform(-plan.stretch_word, plan.stretch_word)
+        word = stretch_word(word, np.exp(log))
+    if plan.neighbours > 0:
+        if rng.random() < plan.neighbours:
+            word = with_neighbour_stroke(word, neighbour_stroke(rng, donor), int(rng.integers(1, 7)), after=True)
+        if rng.random() < plan.neighbours / 3:
+            word = with_neighbour_stroke(word, neighbour_stroke(rng, donor), int(rng.integers(1, 7)), after=False)
+    return word
 
 
 @torch.no_grad()
@@ -196,7 +213,8 @@ def realign(
         plans, word_ix, starts, ends, codes = [], [], [], [], []
         for j, i in enumerate(ids):
             w = words[i]
-            candidates, offsets = candidate_cuts(centres[i], w.length, plan.reach, plan.candidates)
+            outer = end_candidates(w, plan.end_reach) if plan.end_reach > 0 else None
+            candidates, offsets = candidate_cuts(centres[i], w.length, plan.reach, plan.candidates, outer)
             a, b = segment_pairs(candidates)
             feasible = b - a >= MIN_SEGMENT  # Viterbi rules the others out: about a fifth, never scored
             sizes = [len(x) * len(y) for x, y in itertools.pairwise(candidates)]
@@ -215,6 +233,6 @@ def realign(
             scores = np.full(len(feasible), -1e9)
             scores[feasible] = char_logp[pos : pos + scored]
             pos += scored
-            move = -0.5 * plan.prior_weight * (offsets / plan.sigma) ** 2
+            move = [-0.5 * plan.prior_weight * (o / plan.sigma) ** 2 for o in offsets]
             out[i] = viterbi_cuts(candidates, scores, move)
     return [out[i] for i in targets]
