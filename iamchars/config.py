@@ -131,8 +131,8 @@ class SegmentConfig:
     """`aligned`: positions each cut may take, evenly spaced over +- align_reach."""
     align_end_reach: float = bounded(1.4, 0.0, 3.0)
     """`aligned`: how far (character widths) the first and last cut may move inwards from the ends of the word
-    box's ink, leaving a stroke that is none of its characters (a full stop, a neighbour's tail) to no
-    character; 0 keeps them at the ink's ends."""
+    box's ink, to the edge of a blank gap only, leaving a stroke that is none of its characters (a full stop,
+    a neighbour's tail) to no character; 0 keeps them at the ink's ends."""
     align_neighbours: float = bounded(0.3, 0.0, 1.0)
     """`aligned`: chance that a training word is shown with such a stroke added just past its ink."""
     align_sigma: float = bounded(0.5, 0.01, 10.0)

@@ -158,14 +158,14 @@ def boxes_from_cuts(
     ys, xs, cols, length, profile = strip.ys, strip.xs, strip.cols, strip.length, strip.profile
     boxes = np.zeros((n, 4), np.float64)
     char_width = length / n
+    rel = strip.xd - strip.origin
     if path_reach > 0 and n > 1:
         rows = ys - ys.min()
         image = ink_image(rows, cols, int(rows.max()) + 1, length)
         paths = cut_paths(image, cuts[1:-1], max(1, round(path_reach * char_width)), row_step=PATH_ROW_STEP)
         owner = owners_by_paths(rows, cols, paths, n)
     else:
-        owner = np.searchsorted(cuts[1:-1], strip.xd - strip.origin, side="right")
-    rel = strip.xd - strip.origin
+        owner = np.searchsorted(cuts[1:-1], rel, side="right")
     kept = (rel >= cuts[0]) & (rel < cuts[-1])
     if not kept.all():
         ys, xs, owner = ys[kept], xs[kept], owner[kept]

@@ -49,7 +49,7 @@ class SelfTrainingPlan:
     reach: float = 1.4
     """How far (character widths) a cut may move from its refined position."""
     end_reach: float = 1.4
-    """How far (character widths) the first and last cut may move inwards from the ends of the word's ink."""
+    """How far (character widths) the first and last cut may move inwards, to a blank gap's edge only."""
     candidates: int = 15
     sigma: float = 0.5
     """Width (character widths) of the Gaussian prior on a cut's move."""

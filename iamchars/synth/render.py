@@ -41,8 +41,8 @@ class WriterStyle:
 
 
 PEN_DIAMETER = (2.5, 7.0)
-"""Range of a monoline writer's pen (pixels at 58 to 82 px type): IAM's and pen-dev's strokes are 3 to 6
-pixels wide for an x-height of 20 to 30."""
+"""Range of a monoline writer's pen (pixels, for type of 58 to 82 px): pen-dev draws a 2.5 to 4.5 px pen for
+x-heights of 24 to 38 px; the range reaches thicker pens as well."""
 
 
 def writer_style(font: str, rng: np.random.Generator, monoline: float = 0.0) -> WriterStyle:
