@@ -40,6 +40,7 @@ def box_gap(corpus: Path, work: Path, overrides: list[str], epochs: int, seeds: 
             result = train_model(data, work / f"run-{name}-{seed}", cfg, progress=False, log=lambda _m: None)
             metrics, _ = evaluate_split(result["model"], test.test, test.class_chars)
             row[name] = metrics["top1"]
+            row[f"{name}_case"] = metrics["case_pair_errors"] / max(metrics["samples"], 1)
         rows.append(row)
     return rows
 
@@ -57,12 +58,18 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="iamchars-boxgap-") as tmp:
         rows = box_gap(args.corpus, Path(tmp), args.overrides, args.epochs, args.seeds)
     print(f"corpus {args.corpus}: test top-1 on true-box crops of the test writers ({args.epochs} epochs)")
-    print("| seed | trained on true boxes | trained on estimated boxes | cost |\n| ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {int(r['seed'])} | {r['true']:.3f} | {r['estimated']:.3f} | {r['true'] - r['estimated']:+.3f} |")
-    true = sum(r["true"] for r in rows) / len(rows)
-    estimated = sum(r["estimated"] for r in rows) / len(rows)
-    print(f"| mean | {true:.3f} | {estimated:.3f} | {true - estimated:+.3f} |")
+    print("(case: share of the test images read as the other case of their own letter)")
+    print(
+        "| seed | trained on true boxes (case) | trained on estimated boxes (case) | cost |\n"
+        "| ---: | ---: | ---: | ---: |"
+    )
+    mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    for r in [*rows, mean]:
+        seed = "mean" if r is mean else int(r["seed"])
+        print(
+            f"| {seed} | {r['true']:.3f} ({r['true_case']:.3f}) | {r['estimated']:.3f} ({r['estimated_case']:.3f}) "
+            f"| {r['true'] - r['estimated']:+.3f} |"
+        )
     return 0
 
 

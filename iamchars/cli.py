@@ -654,7 +654,7 @@ def evaluate(
     worst = sorted(((v["recall"], ch) for ch, v in metrics["per_class"].items() if v["recall"] is not None))[:8]
     typer.echo(
         f"{split}: {metrics['samples']:,} images  top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  "
-        f"macro recall {metrics['macro_recall']:.4f}"
+        f"macro recall {metrics['macro_recall']:.4f}  case-pair errors {metrics['case_pair_errors']:,}"
     )
     typer.echo("lowest recall: " + ", ".join(f"{ch!r} {r:.2f}" for r, ch in worst))
 

@@ -254,3 +254,46 @@ def test_missing_aligner_weights_fail_in_one_line_before_any_work(synth_corpus: 
     result = runner.invoke(app, [*args, "--set", f"segment.align_init='{garbage}'"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.count("\n") == 1 and "not a PyTorch weights file" in result.output
+
+
+def test_row_max_pool_matches_max_pool_in_values_and_gradients() -> None:
+    import torch
+
+    from iamchars.segment.aligner import RowMaxPool
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 5)
+    x[0, 0, :4] = 0.0  # tied maxima: the gradient must go to the first, as MaxPool2d's does
+    for rows in (2, 4):
+        grad = torch.randn(2, 3, 8 // rows, 5)
+        mine, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+        RowMaxPool(rows)(mine).backward(grad)
+        torch.nn.MaxPool2d((rows, 1))(ref).backward(grad)
+        assert mine.grad is not None and ref.grad is not None
+        assert torch.equal(mine.grad, ref.grad)
+        with torch.no_grad():
+            assert torch.equal(RowMaxPool(rows)(x), torch.nn.MaxPool2d((rows, 1))(x))
+
+
+def test_a_segments_logits_read_its_own_words_columns() -> None:
+    import torch
+
+    from iamchars.segment.aligner import SAMPLES, SegmentNet
+
+    torch.manual_seed(0)
+    net = SegmentNet(5).eval()
+    features = torch.randn(3, 48, 20)
+    word, a, b = torch.tensor([0, 2, 1, 2]), torch.tensor([0, 3, 7, 12]), torch.tensor([4, 9, 8, 20])
+    with torch.no_grad():
+        together = net.segments(features, word, a, b)
+        for k in range(4):
+            f = features[word[k]]  # (C, T): this segment's word alone
+            points = a[k] + (b[k] - a[k]) * (torch.arange(SAMPLES) + 0.5) / SAMPLES
+            left = points.floor().long()
+            right = (left + 1).clamp(max=19)
+            w = points - left
+            inside = (f[:, left] * (1 - w) + f[:, right] * w).T.flatten()
+            edges = [f[:, int(i)] for i in (max(a[k] - 1, 0), a[k], b[k] - 1, min(b[k], 19))]
+            size = ((b[k] - a[k]) / 32.0).reshape(1)
+            alone = net.head(torch.cat([inside, *edges, size])[None])[0]
+            assert torch.allclose(together[k], alone, atol=1e-5)

@@ -17,7 +17,7 @@ from iamchars.dataset.export import build_dataset
 from iamchars.train.data import augment, load_dataset, to_float
 from iamchars.train.engine import TrainingDiverged, model_from_checkpoint, predict_logits, train
 from iamchars.train.inference import export_model, prepare_image, top_k
-from iamchars.train.metrics import confusion_matrix, per_class, topk_correct
+from iamchars.train.metrics import case_pair_errors, confusion_matrix, per_class, topk_correct
 from iamchars.train.models import MODELS, build_model, summary
 
 runner = CliRunner()
@@ -166,6 +166,9 @@ def test_metrics_helpers() -> None:
     assert cm.tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
     precision, recall, support = per_class(cm)
     assert precision[0] == 1.0 and recall[0] == 0.5 and np.isnan(recall[1]) and support.tolist() == [2, 0, 1]
+    # classes o, O, x: o read as O twice, O as o once, o as x once; only the first three are case-pair errors
+    cm = confusion_matrix(np.array([0, 0, 0, 1, 1, 2]), np.array([1, 1, 2, 0, 1, 2]), 3)
+    assert case_pair_errors(cm, ["o", "O", "x"]) == 3 and case_pair_errors(cm, ["o", "p", "x"]) == 0
 
 
 def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_path: Path) -> None:

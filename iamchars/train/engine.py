@@ -115,6 +115,7 @@ def evaluate_split(model: nn.Module, split: Split, class_chars: list[str]) -> tu
             "top1": float("nan"),
             "top5": float("nan"),
             "macro_recall": float("nan"),
+            "case_pair_errors": 0,
             "per_class": {},
             "confusion": [],
             "loss": float("nan"),

@@ -33,6 +33,14 @@ def per_class(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return precision, recall, support
 
 
+def case_pair_errors(confusion: np.ndarray, class_chars: list[str]) -> int:
+    """Images read as the other case of their own letter (c as C, C as c): the errors that only a letter's
+    size and height against the line can settle."""
+    index = {ch: i for i, ch in enumerate(class_chars)}
+    pairs = [(i, index[ch.swapcase()]) for ch, i in index.items() if ch.swapcase() != ch and ch.swapcase() in index]
+    return int(sum(confusion[i, j] for i, j in pairs))
+
+
 def report(logits: torch.Tensor, labels: torch.Tensor, class_chars: list[str]) -> dict[str, Any]:
     n = int(labels.shape[0])
     correct = topk_correct(logits, labels)
@@ -45,6 +53,7 @@ def report(logits: torch.Tensor, labels: torch.Tensor, class_chars: list[str]) -
         "top1": correct[1] / max(n, 1),
         "top5": correct[5] / max(n, 1),
         "macro_recall": float(np.nanmean(recall)) if n else 0.0,
+        "case_pair_errors": case_pair_errors(confusion, class_chars),
         "per_class": {
             ch: {
                 "precision": None if np.isnan(p) else float(p),
