@@ -186,10 +186,9 @@ def augmented(
         log = rng.normal(0.0, plan.stretch, n) + rng.uniform(-plan.stretch_word, plan.stretch_word)
         word = stretch_word(word, np.exp(log))
     if plan.neighbours > 0:
-        if rng.random() < plan.neighbours:
-            word = with_neighbour_stroke(word, neighbour_stroke(rng, donor), int(rng.integers(1, 7)), after=True)
-        if rng.random() < plan.neighbours / 3:
-            word = with_neighbour_stroke(word, neighbour_stroke(rng, donor), int(rng.integers(1, 7)), after=False)
+        for after, chance in ((True, plan.neighbours), (False, plan.neighbours / 3)):
+            if rng.random() < chance:
+                word = with_neighbour_stroke(word, neighbour_stroke(rng, donor), int(rng.integers(1, 7)), after)
     return word
 
 
