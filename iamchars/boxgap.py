@@ -52,6 +52,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     args = parser.parse_args(argv)
+    if args.seeds < 1 or args.epochs < 1:
+        print(f"error: --seeds and --epochs must be at least 1 (got {args.seeds} and {args.epochs})", file=sys.stderr)
+        return 2
     if not (args.corpus / "chars_gt.csv").is_file():
         print(f"error: {args.corpus / 'chars_gt.csv'}: not found; the corpus needs true boxes", file=sys.stderr)
         return 2

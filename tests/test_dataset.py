@@ -296,6 +296,14 @@ def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corp
     assert true.groupby("writer_id")["split"].first().equals(estimated.groupby("writer_id")["split"].first())
 
 
+def test_box_gap_refuses_zero_seeds_before_any_work(synth_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from iamchars.boxgap import main
+
+    assert main([str(synth_corpus), "--seeds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seeds and --epochs must be at least 1" in err
+
+
 def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
     import torch
 

@@ -37,8 +37,8 @@ def case_pair_errors(confusion: np.ndarray, class_chars: list[str]) -> int:
     """Images read as the other case of their own letter (c as C, C as c): the errors that only a letter's
     size and height against the line can settle."""
     index = {ch: i for i, ch in enumerate(class_chars)}
-    pairs = [(i, index[ch.swapcase()]) for ch, i in index.items() if ch.swapcase() != ch and ch.swapcase() in index]
-    return int(sum(confusion[i, j] for i, j in pairs))
+    other = {i: index.get(ch.swapcase(), i) for ch, i in index.items()}  # itself where no other case exists
+    return int(sum(confusion[i, j] for i, j in other.items() if j != i))
 
 
 def report(logits: torch.Tensor, labels: torch.Tensor, class_chars: list[str]) -> dict[str, Any]:
