@@ -117,8 +117,11 @@ class SegmentConfig:
     deslant: bool = True
     cut_paths: bool = True
     """Cut between characters along the cheapest path through the ink, not a straight (deslanted) line."""
-    path_reach: float = bounded(0.4, 0.0, 3.0)
+    path_reach: float = bounded(0.3, 0.0, 3.0)
     """How far (in mean character widths) a cut path may bend away from its cut."""
+    path_bend: float = bounded(0.02, 0.0, 10.0)
+    """What a cut path pays per row for each column it strays from its cut, against 1 per ink pixel crossed:
+    low lets it curve round the ink, high keeps it straight."""
     align_rounds: int = bounded(3, 1, 20)
     """`aligned`: rounds of self-training (re-align, learn again)."""
     align_steps: int = bounded(600, 10, 1_000_000)

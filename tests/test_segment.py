@@ -276,6 +276,9 @@ def test_a_cut_path_goes_round_an_overhanging_stroke() -> None:
     assert paths.shape == (1, 20) and np.abs(np.diff(paths[0])).max() <= 1
     assert (owners_by_paths(ys, xs, paths, 2) == truth).all()
     assert cut_paths(ink, np.zeros(0), reach=3).shape == (0, 20)
+    # going round costs about 30 column-rows of bend; at 0.1 each that is dearer than crossing the bar's 2 rows
+    stiff = cut_paths(ink, np.array([12.0]), reach=6, bend_cost=0.1)
+    assert (owners_by_paths(ys, xs, stiff, 2) != truth).sum() == 2 * 4  # bar columns 8..11 go to letter 0
 
 
 def test_self_check_finds_the_separable_words() -> None:

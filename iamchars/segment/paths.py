@@ -18,7 +18,7 @@ def ink_image(rows: np.ndarray, cols: np.ndarray, height: int, width: int) -> np
     return image
 
 
-def cut_paths(ink: np.ndarray, cuts: np.ndarray, reach: int, bend_cost: float = 0.05, row_step: int = 1) -> np.ndarray:
+def cut_paths(ink: np.ndarray, cuts: np.ndarray, reach: int, bend_cost: float = 0.02, row_step: int = 1) -> np.ndarray:
     """The cheapest top-to-bottom path near each inner cut: (n_cuts, rows) of column positions.
 
     A path moves at most one column per row and stays within `reach` columns of its cut; its cost is the ink

@@ -150,6 +150,7 @@ def boxes_from_cuts(
     band: tuple[int, int],
     min_ink: int,
     path_reach: float = 0.0,
+    path_bend: float = 0.02,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (n, 4) in line coordinates and per-character scores: every ink pixel goes to the character
     between its cuts (or cut paths), and a character's box is the tight box of its own pixels. Ink left of
@@ -162,7 +163,8 @@ def boxes_from_cuts(
     if path_reach > 0 and n > 1:
         rows = ys - ys.min()
         image = ink_image(rows, cols, int(rows.max()) + 1, length)
-        paths = cut_paths(image, cuts[1:-1], max(1, round(path_reach * char_width)), row_step=PATH_ROW_STEP)
+        reach = max(1, round(path_reach * char_width))
+        paths = cut_paths(image, cuts[1:-1], reach, bend_cost=path_bend, row_step=PATH_ROW_STEP)
         owner = owners_by_paths(rows, cols, paths, n)
     else:
         owner = np.searchsorted(cuts[1:-1], rel, side="right")
@@ -206,6 +208,7 @@ def refine_word(
     min_ink: int,
     gap_reach: float = 0.75,
     path_reach: float = 0.0,
+    path_bend: float = 0.02,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Boxes (n, 4) in line coordinates, per-character scores, and the word's mean ink width per character.
 
@@ -216,5 +219,5 @@ def refine_word(
     if strip is None:
         return np.zeros((n, 4), np.float64), np.zeros(n), 0.0
     cuts = refined_cuts(strip, cuts_rel, snap_window, snap, gap_reach)
-    boxes, scores = boxes_from_cuts(strip, cuts, expected_share, band, min_ink, path_reach)
+    boxes, scores = boxes_from_cuts(strip, cuts, expected_share, band, min_ink, path_reach, path_bend)
     return boxes, scores, strip.length / n
