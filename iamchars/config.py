@@ -122,6 +122,9 @@ class SegmentConfig:
     path_bend: float = bounded(0.02, 0.0, 10.0)
     """What a cut path pays per row for each column it strays from its cut, against 1 per ink pixel crossed:
     low lets it curve round the ink, high keeps it straight."""
+    fragment_share: float = bounded(0.25, 0.0, 1.0)
+    """A piece of a character's ink cut off from its body, smaller than this share of its pixels and touching
+    a neighbour's ink, goes to that neighbour (a sliver of the next letter's stroke); 0 keeps every piece."""
     align_rounds: int = bounded(3, 1, 20)
     """`aligned`: rounds of self-training (re-align, learn again)."""
     align_steps: int = bounded(600, 10, 1_000_000)

@@ -281,6 +281,27 @@ def test_a_cut_path_goes_round_an_overhanging_stroke() -> None:
     assert (owners_by_paths(ys, xs, stiff, 2) != truth).sum() == 2 * 4  # bar columns 8..11 go to letter 0
 
 
+def test_a_sliver_of_the_next_letters_stroke_goes_back_to_it() -> None:
+    from iamchars.segment.paths import reclaim_fragments
+
+    ink = np.zeros((20, 16), bool)
+    ink[4:20, 1:4] = True  # letter 0: a stem ...
+    ink[0:2, 1:4] = True  # ... and its dot, apart from everything
+    ink[4:20, 11:14] = True  # letter 1: a stem ...
+    ink[15:17, 5:11] = True  # ... with an entry stroke from column 5, clear of letter 0
+    ys, xs = np.nonzero(ink)
+    strip = WordStrip.from_ink(WordInk.from_pixels(ys, xs, 0.0, 10.0), (0, 100), 1)
+    assert strip is not None
+    cuts, share = np.array([0.0, 6.0, 15.0]), np.full(2, 0.5)  # ink columns from x=1: a cut at x=7
+    kept, _ = boxes_from_cuts(strip, cuts, share, (0, 20), 1, fragment_share=0.0)
+    reclaimed, _ = boxes_from_cuts(strip, cuts, share, (0, 20), 1, fragment_share=0.25)
+    assert kept.tolist() == [[1, 0, 6, 20], [7, 4, 7, 16]]  # letter 0 stretched over the sliver
+    assert reclaimed.tolist() == [[1, 0, 3, 20], [5, 4, 9, 16]]  # the dot stays: it touches no neighbour
+    owner = (xs >= 7).astype(np.int64)
+    assert (reclaim_fragments(ys, xs, owner, 2, 0.25) == (xs >= 5)).all()
+    assert (reclaim_fragments(ys, xs, owner, 1, 0.25) == owner).all()  # one character: nothing to hand back
+
+
 def test_self_check_finds_the_separable_words() -> None:
     from iamchars.segment.selfcheck import separable_boxes
 

@@ -8,6 +8,7 @@ best vertical cuts cap the mean IoU at 0.850 and the best paths at 0.904 (docs/D
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -68,3 +69,61 @@ def owners_by_paths(rows: np.ndarray, cols: np.ndarray, paths: np.ndarray, n_cha
     if len(paths) == 0:
         return np.zeros(len(rows), np.int64)
     return np.clip((cols[None, :] >= paths[:, rows]).sum(axis=0), 0, n_chars - 1)
+
+
+def reclaim_fragments(ys: np.ndarray, xs: np.ndarray, owner: np.ndarray, n_chars: int, max_share: float) -> np.ndarray:
+    """Owners after handing back slivers: a piece of a character's ink cut off from its main body (under
+    `max_share` of its pixels, 8-connected) that touches a neighbour's ink goes to that neighbour. A cut that
+    clips the start of the next letter's stroke leaves such a sliver, and the tight box of the letter's pixels
+    would stretch to hold it; a piece that touches no neighbour (an i-dot, a second stroke) stays."""
+    out = owner.copy()
+    if n_chars < 2 or len(ys) == 0 or max_share <= 0:
+        return out
+    piece, sizes = _pieces_by_owner(ys, xs, owner, n_chars)
+    counts = np.bincount(owner, minlength=n_chars)
+    if len(sizes) - 1 == np.count_nonzero(counts):
+        return out  # every character is one piece: nothing to hand back
+    whose = np.zeros(len(sizes), np.int64)
+    whose[piece] = owner  # pieces are labelled 1..K, each within one character
+    largest = np.zeros(n_chars, np.int64)
+    np.maximum.at(largest, whose[1:], sizes[1:])
+    pieces = np.arange(1, len(sizes))
+    slivers = pieces[(sizes[1:] < largest[whose[1:]]) & (sizes[1:] < max_share * counts[whose[1:]])]
+    if not len(slivers):
+        return out
+    rows, cols = ys - ys.min() + 1, xs - xs.min() + 1  # a blank border, so every ring stays inside
+    label = np.full((int(rows.max()) + 2, int(cols.max()) + 2), -1, np.int64)
+    label[rows, cols] = owner
+    for k in slivers:
+        members = np.flatnonzero(piece == k)
+        i = int(owner[members[0]])
+        r, c = rows[members], cols[members]
+        top, left = int(r.min()) - 1, int(c.min()) - 1
+        mask = np.zeros((int(r.max()) - top + 2, int(c.max()) - left + 2), np.uint8)
+        mask[r - top, c - left] = 1
+        ring = cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(bool) & (mask == 0)
+        around = label[top : top + mask.shape[0], left : left + mask.shape[1]][ring]
+        before = np.count_nonzero(around == i - 1) if i > 0 else 0  # -1 is blank, not a character
+        after = np.count_nonzero(around == i + 1)
+        if before or after:
+            out[members] = i - 1 if before >= after else i + 1
+    return out
+
+
+def _pieces_by_owner(ys: np.ndarray, xs: np.ndarray, owner: np.ndarray, n_chars: int) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected pieces of each character's own ink, all in one labelling: each character's pixels are
+    moved to a column range of their own (two blank columns apart), so no piece spans two characters.
+    Returns each pixel's piece and the size of every piece."""
+    left = np.full(n_chars, np.iinfo(np.int64).max)
+    right = np.full(n_chars, -1)
+    np.minimum.at(left, owner, xs)
+    np.maximum.at(right, owner, xs)
+    widths = np.where(right >= 0, right - left + 1, 0)
+    start = np.concatenate([[1], 1 + np.cumsum(widths + 2)[:-1]])
+    column = start[owner] + xs - left[owner]
+    row = ys - ys.min() + 1
+    image = np.zeros((int(row.max()) + 2, int(start[-1] + widths[-1]) + 2), np.uint8)
+    image[row, column] = 1
+    _, labels = cv2.connectedComponents(image, connectivity=8)
+    piece = labels[row, column].astype(np.int64)
+    return piece, np.bincount(piece)

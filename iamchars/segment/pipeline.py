@@ -164,7 +164,14 @@ def segment_line(
         found = aligned.get(p.word.word_id) if aligned is not None else None
         cuts = word_cuts(p, cfg) if found is None else found
         boxes, scores = boxes_from_cuts(
-            p.strip, cuts, p.layout.ink_share, geo.band, cfg.min_ink_pixels, path_reach, cfg.path_bend
+            p.strip,
+            cuts,
+            p.layout.ink_share,
+            geo.band,
+            cfg.min_ink_pixels,
+            path_reach,
+            cfg.path_bend,
+            cfg.fragment_share,
         )
         out = np.empty((len(p.word.text), 5))
         out[:, :4] = boxes

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iamchars.segment.paths import cut_paths, ink_image, owners_by_paths
+from iamchars.segment.paths import cut_paths, ink_image, owners_by_paths, reclaim_fragments
 from iamchars.segment.slant import shear_x
 
 PATH_ROW_STEP = 2
@@ -151,10 +151,13 @@ def boxes_from_cuts(
     min_ink: int,
     path_reach: float = 0.0,
     path_bend: float = 0.02,
+    fragment_share: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (n, 4) in line coordinates and per-character scores: every ink pixel goes to the character
-    between its cuts (or cut paths), and a character's box is the tight box of its own pixels. Ink left of
-    the first cut or right of the last belongs to no character (a neighbour's stroke inside the word box)."""
+    between its cuts (or cut paths), slivers cut off a neighbour's stroke go back to it (`reclaim_fragments`,
+    below `fragment_share` of a character's pixels), and a character's box is the tight box of its own pixels.
+    Ink left of the first cut or right of the last belongs to no character (a neighbour's stroke inside the
+    word box)."""
     n = len(cuts) - 1
     ys, xs, cols, length, profile = strip.ys, strip.xs, strip.cols, strip.length, strip.profile
     boxes = np.zeros((n, 4), np.float64)
@@ -171,6 +174,7 @@ def boxes_from_cuts(
     kept = (rel >= cuts[0]) & (rel < cuts[-1])
     if not kept.all():
         ys, xs, owner = ys[kept], xs[kept], owner[kept]
+    owner = reclaim_fragments(ys, xs, owner, n, fragment_share)
     counts = np.bincount(owner, minlength=n)
     typical = max(float(profile.mean()), 1e-6)
     cut_clean = np.ones(n + 1)
