@@ -213,6 +213,7 @@ def refine_word(
     gap_reach: float = 0.75,
     path_reach: float = 0.0,
     path_bend: float = 0.02,
+    fragment_share: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Boxes (n, 4) in line coordinates, per-character scores, and the word's mean ink width per character.
 
@@ -223,5 +224,5 @@ def refine_word(
     if strip is None:
         return np.zeros((n, 4), np.float64), np.zeros(n), 0.0
     cuts = refined_cuts(strip, cuts_rel, snap_window, snap, gap_reach)
-    boxes, scores = boxes_from_cuts(strip, cuts, expected_share, band, min_ink, path_reach, path_bend)
+    boxes, scores = boxes_from_cuts(strip, cuts, expected_share, band, min_ink, path_reach, path_bend, fragment_share)
     return boxes, scores, strip.length / n
