@@ -75,10 +75,10 @@ def test_a_word_in_the_alignment_font_aligns_to_within_a_pixel() -> None:
         mapped = first + rel[1:-1] * (xs.max() + 1 - first)
         assert np.abs(mapped - expected).max() <= 1.0, text
         share = np.full(len(text), 1 / len(text))
-        boxes, scores, _ = refine_word(ink, rel, share, (0, 1e9), (0, 1), 0.35, snap=False, min_ink=1, fragment_share=0)
+        boxes, scores, _ = refine_word(ink, rel, share, (0, 1e9), (0, 1), 0.35, snap=False, min_ink=1)
         # each character's pixels start right at its cut (cursive ink is continuous across cuts); slivers stay
-        # where the cut put them (fragment_share=0), or an end of the G's stroke, apart from its body, would go
-        # to the a
+        # where the cut put them (fragment_share 0, the default here; the pipeline's 0.25 would hand an end of
+        # the G's stroke, apart from its body, to the a)
         assert np.abs(boxes[1:, 0] - np.ceil(mapped)).max() <= 1.0, text
         assert (scores > 0).all() and (scores <= 1).all()
 

@@ -79,7 +79,8 @@ def reclaim_fragments(ys: np.ndarray, xs: np.ndarray, owner: np.ndarray, n_chars
     out = owner.copy()
     if n_chars < 2 or len(ys) == 0 or max_share <= 0:
         return out
-    piece, sizes = _pieces_by_owner(ys, xs, owner, n_chars)
+    rows, cols = ys - ys.min() + 1, xs - xs.min() + 1  # a blank border, so every ring stays inside
+    piece, sizes = _pieces_by_owner(rows, cols, owner, n_chars)
     counts = np.bincount(owner, minlength=n_chars)
     if len(sizes) - 1 == np.count_nonzero(counts):
         return out  # every character is one piece: nothing to hand back
@@ -91,7 +92,6 @@ def reclaim_fragments(ys: np.ndarray, xs: np.ndarray, owner: np.ndarray, n_chars
     slivers = pieces[(sizes[1:] < largest[whose[1:]]) & (sizes[1:] < max_share * counts[whose[1:]])]
     if not len(slivers):
         return out
-    rows, cols = ys - ys.min() + 1, xs - xs.min() + 1  # a blank border, so every ring stays inside
     label = np.full((int(rows.max()) + 2, int(cols.max()) + 2), -1, np.int64)
     label[rows, cols] = owner
     for k in slivers:
@@ -110,20 +110,21 @@ def reclaim_fragments(ys: np.ndarray, xs: np.ndarray, owner: np.ndarray, n_chars
     return out
 
 
-def _pieces_by_owner(ys: np.ndarray, xs: np.ndarray, owner: np.ndarray, n_chars: int) -> tuple[np.ndarray, np.ndarray]:
-    """8-connected pieces of each character's own ink, all in one labelling: each character's pixels are
-    moved to a column range of their own (two blank columns apart), so no piece spans two characters.
-    Returns each pixel's piece and the size of every piece."""
+def _pieces_by_owner(
+    rows: np.ndarray, cols: np.ndarray, owner: np.ndarray, n_chars: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected pieces of each character's own ink (pixel rows and columns from 1), all in one labelling:
+    each character's pixels are moved to a column range of their own (two blank columns apart), so no piece
+    spans two characters. Returns each pixel's piece and the size of every piece."""
     left = np.full(n_chars, np.iinfo(np.int64).max)
     right = np.full(n_chars, -1)
-    np.minimum.at(left, owner, xs)
-    np.maximum.at(right, owner, xs)
+    np.minimum.at(left, owner, cols)
+    np.maximum.at(right, owner, cols)
     widths = np.where(right >= 0, right - left + 1, 0)
     start = np.concatenate([[1], 1 + np.cumsum(widths + 2)[:-1]])
-    column = start[owner] + xs - left[owner]
-    row = ys - ys.min() + 1
-    image = np.zeros((int(row.max()) + 2, int(start[-1] + widths[-1]) + 2), np.uint8)
-    image[row, column] = 1
+    column = start[owner] + cols - left[owner]
+    image = np.zeros((int(rows.max()) + 2, int(start[-1] + widths[-1]) + 2), np.uint8)
+    image[rows, column] = 1
     _, labels = cv2.connectedComponents(image, connectivity=8)
-    piece = labels[row, column].astype(np.int64)
+    piece = labels[rows, column].astype(np.int64)
     return piece, np.bincount(piece)

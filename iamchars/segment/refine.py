@@ -151,7 +151,7 @@ def boxes_from_cuts(
     min_ink: int,
     path_reach: float = 0.0,
     path_bend: float = 0.02,
-    fragment_share: float = 0.25,
+    fragment_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (n, 4) in line coordinates and per-character scores: every ink pixel goes to the character
     between its cuts (or cut paths), slivers cut off a neighbour's stroke go back to it (`reclaim_fragments`,
@@ -213,7 +213,7 @@ def refine_word(
     gap_reach: float = 0.75,
     path_reach: float = 0.0,
     path_bend: float = 0.02,
-    fragment_share: float = 0.25,
+    fragment_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Boxes (n, 4) in line coordinates, per-character scores, and the word's mean ink width per character.
 
