@@ -273,13 +273,31 @@ def test_a_cut_path_goes_round_an_overhanging_stroke() -> None:
     truth = (xs >= 8).astype(int)
     vertical = (xs >= 12).astype(int)  # a straight cut halfway between the stems
     assert (vertical != truth).sum() > 0
-    paths = cut_paths(ink, np.array([12.0]), reach=6)
+    (paths,) = cut_paths([ink], [np.array([12.0])], [6])
     assert paths.shape == (1, 20) and np.abs(np.diff(paths[0])).max() <= 1
     assert (owners_by_paths(ys, xs, paths, 2) == truth).all()
-    assert cut_paths(ink, np.zeros(0), reach=3).shape == (0, 20)
+    assert cut_paths([ink], [np.zeros(0)], [3])[0].shape == (0, 20)
     # going round costs about 30 column-rows of bend; at 0.1 each that is dearer than crossing the bar's 2 rows
-    stiff = cut_paths(ink, np.array([12.0]), reach=6, bend_cost=0.1)
+    (stiff,) = cut_paths([ink], [np.array([12.0])], [6], bend_cost=0.1)
     assert (owners_by_paths(ys, xs, stiff, 2) != truth).sum() == 2 * 4  # bar columns 8..11 go to letter 0
+
+
+def test_a_lines_cut_paths_solved_together_are_each_words_own() -> None:
+    from iamchars.segment.paths import cut_paths
+
+    rng = np.random.default_rng(3)
+    inks = [rng.random((rows, width)) < 0.3 for rows, width in ((23, 40), (9, 25), (31, 60), (0, 10), (12, 8))]
+    cuts = [np.array([10.0, 21.0, 30.0]), np.array([12.0]), np.array([15.0, 44.0]), np.array([5.0]), np.zeros(0)]
+    reaches = [3, 5, 2, 4, 1]
+    for row_step in (1, 2, 3):
+        together = cut_paths(inks, cuts, reaches, 0.02, row_step)
+        for ink, c, reach, paths in zip(inks, cuts, reaches, together, strict=True):
+            (alone,) = cut_paths([ink], [c], [reach], 0.02, row_step)
+            assert paths.shape == alone.shape == (len(c), ink.shape[0])
+            assert (paths == alone).all()
+            if paths.size:
+                assert (np.abs(paths - np.rint(c)[:, None]) <= reach).all()
+                assert np.abs(np.diff(paths[:, ::row_step], axis=1)).max(initial=0) <= 1
 
 
 def test_a_sliver_of_the_next_letters_stroke_goes_back_to_it() -> None:
@@ -301,6 +319,32 @@ def test_a_sliver_of_the_next_letters_stroke_goes_back_to_it() -> None:
     owner = (xs >= 7).astype(np.int64)
     assert (reclaim_fragments(ys, xs, owner, 2, 0.25) == (xs >= 5)).all()
     assert (reclaim_fragments(ys, xs, owner, 1, 0.25) == owner).all()  # one character: nothing to hand back
+
+
+def test_an_i_dot_written_over_the_next_letter_goes_to_the_i() -> None:
+    from iamchars.segment.paths import DotRule, attach_dots
+
+    ink = np.zeros((21, 17), bool)
+    ink[8:21, 1:4] = True  # 'i': its stem ...
+    ink[0:3, 6:9] = True  # ... and its dot, over the n
+    ink[8:21, 7:10] = ink[8:21, 13:16] = ink[8:10, 7:16] = True  # 'n'
+    ink[18:21, 11:12] = True  # a speck between the n's legs, low in the line: not a dot
+    ys, xs = np.nonzero(ink)
+    strip = WordStrip.from_ink(WordInk.from_pixels(ys, xs, 0.0, 10.0), (0, 100), 1)
+    assert strip is not None
+    cuts, share = np.array([0.0, 4.0, 16.0]), np.full(2, 0.5)  # ink columns from x=1: a cut at x=5
+    rule = DotRule(np.array([True, False]), above=6.0, reach=1.0)
+    plain, _ = boxes_from_cuts(strip, cuts, share, (0, 21), 1)
+    dotted, _ = boxes_from_cuts(strip, cuts, share, (0, 21), 1, dots=rule)
+    assert plain.tolist() == [[1, 8, 3, 13], [6, 0, 10, 21]]  # the n's box climbs to the dot
+    assert dotted.tolist() == [[1, 0, 8, 21], [7, 8, 9, 13]]
+    owner = (xs >= 5).astype(np.int64)
+    moved = attach_dots(ys, xs, xs.astype(np.float64), owner, rule, char_width=8.0)
+    assert (moved != owner).sum() == 9 and (moved[(ys < 3)] == 0).all()
+    too_far = attach_dots(ys, xs, xs.astype(np.float64), owner, rule, char_width=4.0)  # reach 4 < 5 columns
+    assert (too_far == owner).all()
+    no_i = DotRule(np.array([False, False]), above=6.0, reach=1.0)
+    assert (attach_dots(ys, xs, xs.astype(np.float64), owner, no_i, char_width=8.0) == owner).all()
 
 
 def test_self_check_finds_the_separable_words() -> None:

@@ -71,6 +71,7 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
         end_reach=cfg.align_end_reach,
         neighbours=cfg.align_neighbours,
         sigma=cfg.align_sigma,
+        end_sigma=cfg.align_end_sigma,
         prior_weight=cfg.align_prior_weight,
         stretch=cfg.align_stretch,
         stretch_word=cfg.align_stretch_word,

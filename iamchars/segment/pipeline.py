@@ -14,7 +14,8 @@ from iamchars.config import SegmentConfig
 from iamchars.fonts import FontMetrics
 from iamchars.segment.alignment import AlignmentWord, strip_image
 from iamchars.segment.horizontal import WordLayout, seed_spans, word_layout
-from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refined_cuts
+from iamchars.segment.paths import DotRule
+from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refined_cuts, strip_cut_paths
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import ink_threshold, line_ink_stats, vertical_band
 
@@ -154,24 +155,34 @@ def segment_line(
         return [_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)]
     geo, mask, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
     path_reach = cfg.path_reach if cfg.cut_paths else 0.0
+    inked = [k for k, p in enumerate(prepared) if p.strip is not None]
+    cuts: dict[int, np.ndarray] = {}
+    for k in inked:
+        found = aligned.get(prepared[k].word.word_id) if aligned is not None else None
+        cuts[k] = word_cuts(prepared[k], cfg) if found is None else found
+    paths: dict[int, np.ndarray] = {}
+    if path_reach > 0:  # the whole line's cut paths at once
+        strips = [strip for k in inked if (strip := prepared[k].strip) is not None]
+        solved = strip_cut_paths(strips, [cuts[k] for k in inked], path_reach, cfg.path_bend)
+        paths.update(zip(inked, solved, strict=True))
     results: list[np.ndarray] = []
     widths: list[float] = []
-    for p in prepared:
+    for k, p in enumerate(prepared):
         if p.strip is None:  # no ink inside the box: the reference method is all there is to go on
             results.append(_seed_word(p.word.text, p.box, mask, geo, font, origin))
             widths.append(0.0)
             continue
-        found = aligned.get(p.word.word_id) if aligned is not None else None
-        cuts = word_cuts(p, cfg) if found is None else found
         boxes, scores = boxes_from_cuts(
             p.strip,
-            cuts,
+            cuts[k],
             p.layout.ink_share,
             geo.band,
             cfg.min_ink_pixels,
             path_reach,
             cfg.path_bend,
             cfg.fragment_share,
+            dot_rule(p.word.text, geo, cfg.dot_reach),
+            paths.get(k),
         )
         out = np.empty((len(p.word.text), 5))
         out[:, :4] = boxes
@@ -182,6 +193,12 @@ def segment_line(
         widths.append(p.strip.length / len(p.word.text))
     _apply_width_consistency(results, widths)
     return results
+
+
+def dot_rule(text: str, geo: LineGeometry, reach: float) -> DotRule | None:
+    """Where the word's i- and j-dots may go: above the line's ink mean minus one standard deviation (the
+    x-height's top, roughly), within `reach` character widths of their letter; None when off."""
+    return DotRule(np.array([ch in "ij" for ch in text]), geo.mean - geo.std, reach) if reach > 0 else None
 
 
 def _seed_word(

@@ -5,11 +5,19 @@ cuts. A character's box is the tight box of its own pixels, so vertical bounds f
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from iamchars.segment.paths import cut_paths, ink_image, owners_by_paths, reclaim_fragments
+from iamchars.segment.paths import (
+    DotRule,
+    attach_dots,
+    cut_paths,
+    ink_image,
+    owners_by_paths,
+    reclaim_fragments,
+)
 from iamchars.segment.slant import shear_x
 
 PATH_ROW_STEP = 2
@@ -143,6 +151,19 @@ def refined_cuts(
     return cuts
 
 
+def strip_cut_paths(
+    strips: Sequence[WordStrip], cuts: Sequence[np.ndarray], path_reach: float, path_bend: float
+) -> list[np.ndarray]:
+    """Each word's cut paths (rows from its top ink row): every path may bend `path_reach` of the word's mean
+    character width from its cut. All words are solved in one pass, several times faster than one by one."""
+    inks, reaches = [], []
+    for strip, word_cuts in zip(strips, cuts, strict=True):
+        rows = strip.ys - strip.ys.min()
+        inks.append(ink_image(rows, strip.cols, int(rows.max()) + 1, strip.length))
+        reaches.append(max(1, round(path_reach * strip.length / (len(word_cuts) - 1))))
+    return cut_paths(inks, [c[1:-1] for c in cuts], reaches, path_bend, PATH_ROW_STEP)
+
+
 def boxes_from_cuts(
     strip: WordStrip,
     cuts: np.ndarray,
@@ -152,29 +173,32 @@ def boxes_from_cuts(
     path_reach: float = 0.0,
     path_bend: float = 0.02,
     fragment_share: float = 0.0,
+    dots: DotRule | None = None,
+    paths: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (n, 4) in line coordinates and per-character scores: every ink pixel goes to the character
     between its cuts (or cut paths), slivers cut off a neighbour's stroke go back to it (`reclaim_fragments`,
-    below `fragment_share` of a character's pixels), and a character's box is the tight box of its own pixels.
+    below `fragment_share` of a character's pixels), dots go to their i or j (`attach_dots`, when given), and
+    a character's box is the tight box of its own pixels.
     Ink left of the first cut or right of the last belongs to no character (a neighbour's stroke inside the
-    word box)."""
+    word box). `paths` are the word's cut paths when already found (`strip_cut_paths`, a line at a time)."""
     n = len(cuts) - 1
     ys, xs, cols, length, profile = strip.ys, strip.xs, strip.cols, strip.length, strip.profile
     boxes = np.zeros((n, 4), np.float64)
     char_width = length / n
     rel = strip.xd - strip.origin
     if path_reach > 0 and n > 1:
-        rows = ys - ys.min()
-        image = ink_image(rows, cols, int(rows.max()) + 1, length)
-        reach = max(1, round(path_reach * char_width))
-        paths = cut_paths(image, cuts[1:-1], reach, bend_cost=path_bend, row_step=PATH_ROW_STEP)
-        owner = owners_by_paths(rows, cols, paths, n)
+        if paths is None:
+            paths = strip_cut_paths([strip], [cuts], path_reach, path_bend)[0]
+        owner = owners_by_paths(ys - ys.min(), cols, paths, n)
     else:
         owner = np.searchsorted(cuts[1:-1], rel, side="right")
     kept = (rel >= cuts[0]) & (rel < cuts[-1])
     if not kept.all():
-        ys, xs, owner = ys[kept], xs[kept], owner[kept]
+        ys, xs, rel, owner = ys[kept], xs[kept], rel[kept], owner[kept]
     owner = reclaim_fragments(ys, xs, owner, n, fragment_share)
+    if dots is not None:
+        owner = attach_dots(ys, xs, rel, owner, dots, char_width)
     counts = np.bincount(owner, minlength=n)
     typical = max(float(profile.mean()), 1e-6)
     cut_clean = np.ones(n + 1)

@@ -53,6 +53,8 @@ class SelfTrainingPlan:
     candidates: int = 15
     sigma: float = 0.5
     """Width (character widths) of the Gaussian prior on a cut's move."""
+    end_sigma: float = 0.5
+    """The same for the first and last cut."""
     prior_weight: float = 1.0
     lr: float = 3e-3
     seed: int = 0
@@ -232,6 +234,7 @@ def realign(
             scores = np.full(len(feasible), -1e9)
             scores[feasible] = char_logp[pos : pos + scored]
             pos += scored
-            move = [-0.5 * plan.prior_weight * (o / plan.sigma) ** 2 for o in offsets]
+            sigmas = [plan.end_sigma, *[plan.sigma] * (len(offsets) - 2), plan.end_sigma]
+            move = [-0.5 * plan.prior_weight * (o / sigma) ** 2 for o, sigma in zip(offsets, sigmas, strict=True)]
             out[i] = viterbi_cuts(candidates, scores, move)
     return [out[i] for i in targets]
