@@ -87,7 +87,7 @@ def cut_paths(
         if r:
             j = np.where(last_row >= r, j + back[r, index, j], j)
     return [
-        columns[first[k] : first[k + 1]][np.arange(len(c))[:, None], path[first[k] : first[k + 1], : ink.shape[0]]]
+        np.take_along_axis(columns[first[k] : first[k + 1]], path[first[k] : first[k + 1], : ink.shape[0]], axis=1)
         if sizes[k]
         else np.zeros((len(c), ink.shape[0]), np.int64)
         for k, (ink, c) in enumerate(zip(inks, cuts, strict=True))
@@ -161,12 +161,17 @@ def _pieces_by_owner(
     np.maximum.at(right, owner, cols)
     widths = np.where(right >= 0, right - left + 1, 0)
     start = np.concatenate([[1], 1 + np.cumsum(widths + 2)[:-1]])
-    column = start[owner] + cols - left[owner]
-    image = np.zeros((int(rows.max()) + 2, int(start[-1] + widths[-1]) + 2), np.uint8)
-    image[rows, column] = 1
-    _, labels = cv2.connectedComponents(image, connectivity=8)
-    piece = labels[rows, column].astype(np.int64)
+    piece = _components(rows, start[owner] + cols - left[owner])
     return piece, np.bincount(piece)
+
+
+def _components(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The 8-connected component (1..K) of each pixel; rows and columns count from 1, so that the image keeps
+    a blank border."""
+    image = np.zeros((int(rows.max()) + 2, int(cols.max()) + 2), np.uint8)
+    image[rows, cols] = 1
+    _, labels = cv2.connectedComponents(image, connectivity=8)
+    return labels[rows, cols].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -194,17 +199,13 @@ def attach_dots(
     if len(dotted) == 0 or len(rule.dotted) < 2 or len(ys) == 0:
         return out
     stems = np.array([np.median(xd[owner == i]) if np.any(owner == i) else np.nan for i in dotted])
-    rows, cols = ys - ys.min() + 1, xs - xs.min() + 1
-    image = np.zeros((int(rows.max()) + 2, int(cols.max()) + 2), np.uint8)
-    image[rows, cols] = 1
-    count, labels = cv2.connectedComponents(image, connectivity=8)
-    mark = labels[rows, cols]
-    sizes = np.bincount(mark, minlength=count)
-    lowest = np.full(count, -np.inf)
+    mark = _components(ys - ys.min() + 1, xs - xs.min() + 1)
+    sizes = np.bincount(mark)
+    lowest = np.full(len(sizes), -np.inf)
     np.maximum.at(lowest, mark, ys.astype(np.float64))
     small = sizes < rule.max_share * len(ys) / len(rule.dotted)
     marks = np.flatnonzero(small & (lowest < rule.above))
-    for k in marks[marks > 0]:  # label 0 is the blank
+    for k in marks[marks > 0]:  # no pixel is labelled 0
         members = mark == k
         distance = np.abs(stems - xd[members].mean())  # nan for a dotted letter with no ink: never nearest
         if np.nanmin(distance, initial=np.inf) <= rule.reach * char_width:

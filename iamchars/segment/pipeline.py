@@ -155,16 +155,15 @@ def segment_line(
         return [_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)]
     geo, mask, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
     path_reach = cfg.path_reach if cfg.cut_paths else 0.0
-    inked = [k for k, p in enumerate(prepared) if p.strip is not None]
+    strips = {k: p.strip for k, p in enumerate(prepared) if p.strip is not None}
     cuts: dict[int, np.ndarray] = {}
-    for k in inked:
+    for k in strips:
         found = aligned.get(prepared[k].word.word_id) if aligned is not None else None
         cuts[k] = word_cuts(prepared[k], cfg) if found is None else found
     paths: dict[int, np.ndarray] = {}
     if path_reach > 0:  # the whole line's cut paths at once
-        strips = [strip for k in inked if (strip := prepared[k].strip) is not None]
-        solved = strip_cut_paths(strips, [cuts[k] for k in inked], path_reach, cfg.path_bend)
-        paths.update(zip(inked, solved, strict=True))
+        solved = strip_cut_paths(list(strips.values()), list(cuts.values()), path_reach, cfg.path_bend)
+        paths.update(zip(strips, solved, strict=True))
     results: list[np.ndarray] = []
     widths: list[float] = []
     for k, p in enumerate(prepared):

@@ -160,7 +160,8 @@ def strip_cut_paths(
     for strip, word_cuts in zip(strips, cuts, strict=True):
         rows = strip.ys - strip.ys.min()
         inks.append(ink_image(rows, strip.cols, int(rows.max()) + 1, strip.length))
-        reaches.append(max(1, round(path_reach * strip.length / (len(word_cuts) - 1))))
+        width = strip.length / (len(word_cuts) - 1)  # first, then the reach: rounded as it always was
+        reaches.append(max(1, round(path_reach * width)))
     return cut_paths(inks, [c[1:-1] for c in cuts], reaches, path_bend, PATH_ROW_STEP)
 
 
