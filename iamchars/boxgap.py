@@ -9,6 +9,8 @@ difference is what segmentation costs, nothing else. Prints a table; tests never
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -49,7 +51,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m iamchars.boxgap", description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path, help="an IAM root with chars_gt.csv")
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10, help="one seed alone moves by up to 5 points")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.epochs < 1:
@@ -72,6 +74,12 @@ def main(argv: list[str]) -> int:
         print(
             f"| {seed} | {r['true']:.3f} ({r['true_case']:.3f}) | {r['estimated']:.3f} ({r['estimated_case']:.3f}) "
             f"| {r['true'] - r['estimated']:+.3f} |"
+        )
+    costs = [r["true"] - r["estimated"] for r in rows]
+    if len(costs) > 1:
+        spread = statistics.stdev(costs) / math.sqrt(len(costs))
+        print(
+            f"cost {statistics.mean(costs):+.3f} +- {spread:.3f} (standard error of the mean over {len(costs)} seeds)"
         )
     return 0
 

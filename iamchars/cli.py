@@ -470,6 +470,14 @@ def train(
         bool | None,
         typer.Option("--balance/--no-balance", help="draw rare classes more often", show_default="no"),
     ] = None,
+    geometry: Annotated[
+        bool | None,
+        typer.Option(
+            "--geometry/--no-geometry",
+            help="also feed each box's height and place on its line to the classifier",
+            show_default="no",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
     force: Annotated[bool, typer.Option(help="replace a run already in OUT")] = False,
     plots: Annotated[bool, typer.Option(help="save the pictures under OUT/plots")] = True,
@@ -502,6 +510,7 @@ def train(
             "train.patience": patience,
             "train.threads": threads,
             "train.balance": balance,
+            "train.geometry": geometry,
             "train.init": str(init) if init is not None else None,
             "train.freeze": freeze,
         },
@@ -533,7 +542,7 @@ def train(
         + f"; train {len(dataset.train):,} / val {len(dataset.val):,} / "
         f"test {len(dataset.test):,} images of {dataset.size}x{dataset.size}, {dataset.num_classes} classes"
     )
-    say(summary(build_model(cfg.model, dataset.num_classes, dataset.size), dataset.size))
+    say(summary(build_model(cfg.model, dataset.num_classes, dataset.size, cfg.geometry), dataset.size))
     result = run_train(dataset, out, cfg, resume=resume, progress=progress and ctx.is_main, log=say, force=force)
     if not ctx.is_main:
         return
@@ -551,6 +560,7 @@ def train(
             result["test_logits"],
             np.array(test["confusion"]),
             dataset.class_chars,
+            dataset.test.geometry.cpu().numpy() if dataset.test.geometry is not None else None,
         )
     typer.echo(
         f"best epoch {metrics['best_epoch']}: val top-1 {metrics['val_top1']:.4f}; test top-1 "

@@ -219,6 +219,9 @@ class TrainConfig:
     """With `init`: the backbone's learning rate as a share of `lr` (the new head gets all of it)."""
     balance: bool = False
     """Class-balanced sampling: rare classes drawn more often (see `train.data.balanced_weights`)."""
+    geometry: bool = False
+    """Feed each box's top, bottom and width in its line's ink stds to the classifier beside the crop
+    (`train.models.GeometryNet`): the size and place that an EMNIST-style crop erases."""
     threads: int = bounded(0, 0, 1024)
     """CPU threads for torch (0: one per CPU this process may use, see `iamchars.parallel.usable_cpus`)."""
 

@@ -14,7 +14,7 @@ from iamchars.cli import app
 from iamchars.config import load_config
 from iamchars.dataset import export
 from iamchars.dataset.classes import class_set
-from iamchars.dataset.crops import crop_box, normalize_crop
+from iamchars.dataset.crops import box_geometry, crop_box, normalize_crop
 from iamchars.dataset.export import MANIFEST_COLUMNS, build_dataset
 
 runner = CliRunner()
@@ -108,12 +108,23 @@ def test_manifest_contract_and_outputs(built: Path, synth_corpus: Path) -> None:
     total = 0
     for split in ("train", "val", "test"):
         with np.load(built / "arrays" / f"{split}.npz") as data:
-            images, labels, ids = data["images"], data["labels"], data["char_ids"]
+            images, labels, ids, geometry = data["images"], data["labels"], data["char_ids"], data["geometry"]
         part = manifest[manifest["split"] == split]
         assert images.dtype == np.uint8 and images.shape[1:] == (32, 32) and len(images) == len(part)
         assert labels.tolist() == part["label"].tolist() and ids.tolist() == part["char_id"].tolist()
+        assert geometry.dtype == np.float32 and np.array_equal(geometry, box_geometry(part))
         total += len(images)
     assert total == len(manifest)
+    # each box's geometry is its place on its line: ascenders start higher than x-height letters, all of
+    # them end near the baseline, and only descenders reach far below it
+    top, bottom = box_geometry(manifest)[:, 0], box_geometry(manifest)[:, 1]
+    tall, short, deep = (manifest["char"].isin(list(group)).to_numpy() for group in ("bdhklt", "aceonrsuvxz", "gpqy"))
+    assert np.median(top[tall]) < np.median(top[short]) - 0.5
+    assert np.median(bottom[deep]) > np.median(bottom[short]) + 0.5
+    lines = manifest.assign(bottom=manifest["y"] + manifest["h"]).groupby("line_id")
+    assert (lines["line_mean_y"].nunique() == 1).all() and (manifest["line_std"] > 0).all()
+    assert (lines["y"].min() < lines["line_mean_y"].first()).all()
+    assert (lines["line_mean_y"].first() < lines["bottom"].max()).all()
     card = (built / "card.md").read_text()
     assert "white ink" in card and "| train |" in card
     for picture in ("overlays.png", "overview.png", "lowest_confidence.png"):

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from iamchars.cli import app
 from iamchars.config import TrainConfig, load_config
 from iamchars.dataset.export import build_dataset
-from iamchars.train.data import augment, load_dataset, to_float
+from iamchars.train.data import Dataset, Split, augment, jitter_geometry, load_dataset, to_float
 from iamchars.train.engine import TrainingDiverged, model_from_checkpoint, predict_logits, train
 from iamchars.train.inference import export_model, prepare_image, top_k
 from iamchars.train.metrics import case_pair_errors, confusion_matrix, per_class, topk_correct
-from iamchars.train.models import MODELS, build_model, summary
+from iamchars.train.models import MODELS, GeometryNet, build_model, summary
 
 runner = CliRunner()
 CPU = torch.device("cpu")
@@ -147,6 +147,55 @@ def test_models_summaries_and_export(tmp_path: Path) -> None:
     assert torch.allclose(loaded(x), model(x), atol=1e-5)
     with pytest.raises(ValueError, match="unknown export format"):
         export_model(model, 32, tmp_path / "m.bin", "tflite")
+
+
+def _rings(labels: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """The same ring for every label, a little noisy: what an EMNIST-style crop makes of both o and O."""
+    ring = cv2.circle(np.zeros((32, 32), np.uint8), (16, 16), 11, 255, 3)
+    noisy = ring[None].astype(np.int16) + rng.integers(-40, 40, (len(labels), 32, 32))
+    return torch.from_numpy(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def _o_and_capital_o(rng: np.random.Generator, n: int) -> Split:
+    labels = rng.integers(0, 2, n)
+    top = np.where(labels == 1, -2.2, -1.0) + rng.normal(0, 0.15, n)  # O reaches the ascender line
+    geometry = np.stack([top, 1.4 + rng.normal(0, 0.1, n), 1.2 - top + rng.normal(0, 0.1, n), np.ones(n)], 1)
+    ids = np.array([f"c{i}" for i in range(n)])
+    return Split(_rings(labels, rng), torch.from_numpy(labels), ids, torch.from_numpy(geometry.astype(np.float32)))
+
+
+def test_box_geometry_tells_apart_letters_that_crops_make_alike(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    classes = {"num_classes": 2, "classes": [{"char": "o", "label": 0}, {"char": "O", "label": 1}]}
+    data = Dataset(_o_and_capital_o(rng, 768), _o_and_capital_o(rng, 256), _o_and_capital_o(rng, 256), classes, 32)
+    quiet = {"progress": False, "log": lambda _m: None}
+    crops_only = train(data, tmp_path / "crop", _cfg(epochs=4), **quiet)["metrics"]["test"]
+    cfg = _cfg(epochs=4, geometry=True, augment=True)
+    with_geometry = train(data, tmp_path / "geometry", cfg, **quiet)["metrics"]["test"]
+    assert crops_only["top1"] < 0.7 and crops_only["case_pair_errors"] > 60  # a coin toss
+    assert with_geometry["top1"] > 0.95 and with_geometry["case_pair_errors"] < 10
+    model, _ = model_from_checkpoint(tmp_path / "geometry" / "checkpoints" / "best.pt", CPU)
+    assert isinstance(model, GeometryNet)  # rebuilt from its checkpoint as trained
+    assert top_k(model, data.test.images[:3].numpy(), ["o", "O"], 2)[0][0][0] in "oO"  # a user's image: no line
+    path = export_model(model, 32, tmp_path / "m.pt2", "pt2")
+    x, g = to_float(data.test.images[:5]), data.test.geometry[:5]
+    assert torch.allclose(torch.export.load(str(path)).module()(x, g), model(x, g), atol=1e-5)
+    no_geometry = Dataset(
+        *(Split(s.images, s.labels, s.char_ids) for s in (data.train, data.val, data.test)), classes, 32
+    )
+    said: list[str] = []
+    old = train(no_geometry, tmp_path / "old", cfg, progress=False, log=said.append)  # a dataset built before
+    assert any("no box geometry" in m and "rebuild it" in m for m in said)
+    assert not isinstance(old["model"], GeometryNet) and not old["metrics"]["config"]["geometry"]
+
+
+def test_geometry_jitter_drops_a_share_and_keeps_the_known_flag() -> None:
+    geometry = torch.tensor([[-1.0, 1.5, 1.0, 1.0]]).repeat(4000, 1)
+    jittered = jitter_geometry(geometry, torch.Generator().manual_seed(0), sigma=0.1, drop=0.25)
+    dropped = (jittered == 0).all(1)
+    assert 0.2 < dropped.float().mean() < 0.3
+    kept = jittered[~dropped]
+    assert (kept[:, 3] == 1).all() and 0.08 < float((kept[:, :3] - geometry[0, :3]).std()) < 0.12
 
 
 def test_augment_keeps_shape_range_and_is_seeded() -> None:

@@ -45,10 +45,13 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "- `manifest.parquet` / `manifest.csv`: one row per character with its provenance (`char_id, word_id, "
         "line_id, form_id, writer_id, split`), its class (`char, label`), its box in form-page pixels "
         "(`x, y, w, h`), the segmentation confidence `score` (0..1), the self-check IoU `check_iou` (empty "
-        "unless its word is separable) and the PNG path `image`.",
+        "unless its word is separable), its line's ink mean row and standard deviation (`line_mean_y, "
+        "line_std`, the statistics the vertical bounds come from) and the PNG path `image`.",
         "- `images/{train,val,test}/<label>_<name>/<char_id>.png`: ImageFolder layout; folder names sort in "
         "label order and never differ only by case.",
-        "- `arrays/{train,val,test}.npz`: `images` (N x S x S uint8), `labels` (int64), `char_ids`.",
+        "- `arrays/{train,val,test}.npz`: `images` (N x S x S uint8), `labels` (int64), `char_ids`, and "
+        "`geometry` (N x 3 float32: each box's top, bottom and width in its line's ink standard deviations, "
+        "from the line's ink mean row; what a crop scaled to fill its tile loses, for `iamchars train --geometry`).",
         "- `classes.json`: label -> character(s) and folder; `rejects.csv`: everything skipped, with reasons.",
         "- `qa/`: `overlays.png` (boxes over lines, red = low confidence, green = high), `overview.png` (a "
         "row per class), `classes/<folder>.png` (a sheet per class), `lowest_confidence.png`.",

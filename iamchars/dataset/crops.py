@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pandas as pd
 
 
 def paper_and_ink_levels(gray: np.ndarray) -> tuple[float, float]:
@@ -69,3 +70,19 @@ def line_window(
         return None
     window[y0 - top : y1 - top, x0 - left : x1 - left] = gray[y0:y1, x0:x1]
     return window
+
+
+GEOMETRY_COLUMNS = ("top", "bottom", "width")
+"""What `box_geometry` gives per box, in the line's ink standard deviations: top and bottom from the line's
+ink mean row (negative above it), and width."""
+
+
+def box_geometry(boxes: pd.DataFrame) -> np.ndarray:
+    """(N, 3) float32: each box's place and size on its line (`GEOMETRY_COLUMNS`) from a manifest's y, h, w,
+    line_mean_y and line_std. An EMNIST-style crop fills its tile whatever the letter's size; these three
+    numbers are what still tells o from O or c from C, and a classifier can take them beside the crop."""
+    std = np.maximum(boxes["line_std"].to_numpy(np.float64), 1e-6)
+    mean = boxes["line_mean_y"].to_numpy(np.float64)
+    top = boxes["y"].to_numpy(np.float64)
+    out = np.stack([top - mean, top + boxes["h"].to_numpy(np.float64) - mean, boxes["w"].to_numpy(np.float64)], 1)
+    return (out / std[:, None]).astype(np.float32)

@@ -26,7 +26,7 @@ from iamchars.config import PipelineConfig
 from iamchars.dataset import qa as qa_pictures
 from iamchars.dataset.card import render_card
 from iamchars.dataset.classes import ClassSet, class_set
-from iamchars.dataset.crops import crop_box, line_window, normalize_crop, paper_and_ink_levels
+from iamchars.dataset.crops import box_geometry, crop_box, line_window, normalize_crop, paper_and_ink_levels
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_path, read_table, write_json, write_png, write_table, write_text
 from iamchars.iam.corpus import IAMCorpus, load_corpus
@@ -54,6 +54,8 @@ MANIFEST_COLUMNS = [
     "score",
     "check_iou",
     "bounds_from",
+    "line_mean_y",
+    "line_std",
     "word_text",
     "word_flag",
     "source",
@@ -116,12 +118,13 @@ def process_form(job: FormJob) -> dict[str, Any]:
     rows: list[list[Any]] = []
     crops: list[np.ndarray] = []
     levels = {lid: paper_and_ink_levels(img) for lid, img in images.items()}
-    stats: dict[str, tuple[float, float]] = {}
-    if exp.crop == "line":  # the line's scale frames each crop
-        graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
-        for lid, img in images.items():
-            geometry = line_geometry(img, int(graylevels[lid]), job.cfg.segment)
-            stats[lid] = (geometry.mean, geometry.std)
+    graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
+    stats = {  # the line's ink mean row and std: its scale, for line crops and each box's geometry
+        lid: (geometry.mean, geometry.std)
+        for lid, geometry in (
+            (lid, line_geometry(img, int(graylevels[lid]), job.cfg.segment)) for lid, img in images.items()
+        )
+    }
     made: set[str] = set()
     for b in boxes.itertuples(index=False):
         line_id, split, writer, text, flag = word_info[b.word_id]
@@ -139,8 +142,8 @@ def process_form(job: FormJob) -> dict[str, Any]:
         char_id = f"{b.word_id}-{b.char_index:02d}"
         box = (b.x - lx, b.y - ly, b.w, b.h)
         paper, ink = levels[line_id]
+        mean, std = stats[line_id]
         if exp.crop == "line":
-            mean, std = stats[line_id]
             crop = line_window(gray, box, mean, std, exp.line_window_stds, paper)
         else:
             crop = crop_box(gray, box) if b.w > 0 and b.h > 0 else None
@@ -193,6 +196,8 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 float(b.score),
                 float(b.check_iou),
                 "word images" if line_id in loaded.composed else "line image",
+                round(mean + ly, 3),
+                round(std, 3),
                 text,
                 flag,
                 job.source,
@@ -450,8 +455,11 @@ def _merge(
             "h": "int32",
             "score": "float64",
             "check_iou": "float64",
+            "line_mean_y": "float64",
+            "line_std": "float64",
         }
     )
+    geometry = box_geometry(manifest)
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
     all_rejects = pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
     write_table(all_rejects, out / "rejects.csv")
@@ -475,6 +483,7 @@ def _merge(
                 handle,
                 images=images[mask],
                 labels=manifest["label"].to_numpy(np.int64)[mask],
+                geometry=geometry[mask],
                 char_ids=manifest["char_id"].to_numpy(str)[mask],
             )
     write_json(

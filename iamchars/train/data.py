@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from iamchars.errors import UserError
+from iamchars.train.models import GEOMETRY_INPUTS
 
 
 class DataError(UserError, ValueError):
@@ -30,6 +31,8 @@ class Split:
     labels: torch.Tensor
     """int64, N, on the device."""
     char_ids: np.ndarray
+    geometry: torch.Tensor | None = None
+    """float32, N x `GEOMETRY_INPUTS`, on the device; None for a dataset built before it was stored."""
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -56,13 +59,22 @@ def load_split(path: Path, device: torch.device) -> Split:
     try:
         with np.load(path, allow_pickle=False) as data:
             images, labels, ids = data["images"], data["labels"], data["char_ids"]
+            geometry = data["geometry"] if "geometry" in data.files else None
     except FileNotFoundError as exc:
         raise DataError(f"{path}: packed array missing (run `iamchars build-dataset` first)") from exc
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(f"{path}: not a packed iamchars split ({exc})") from exc
     if images.dtype != np.uint8 or images.ndim != 3:
         raise DataError(f"{path}: images must be uint8 N x S x S, got {images.dtype} {images.shape}")
-    return Split(torch.from_numpy(images).to(device), torch.from_numpy(labels.astype(np.int64)).to(device), ids)
+    if geometry is not None and geometry.shape != (len(images), GEOMETRY_INPUTS - 1):
+        raise DataError(f"{path}: geometry must be N x {GEOMETRY_INPUTS - 1}, got {geometry.shape}")
+    known = None if geometry is None else np.concatenate([geometry, np.ones((len(images), 1))], 1)
+    return Split(
+        torch.from_numpy(images).to(device),
+        torch.from_numpy(labels.astype(np.int64)).to(device),
+        ids,
+        None if known is None else torch.from_numpy(known.astype(np.float32)).to(device),
+    )
 
 
 def load_dataset(root: Path, device: torch.device) -> Dataset:
@@ -123,6 +135,18 @@ class Augment:
     contrast: float = 0.3
     erase_p: float = 0.3
     erase_max: float = 0.35
+
+
+def jitter_geometry(
+    geometry: torch.Tensor, generator: torch.Generator, sigma: float = 0.1, drop: float = 0.1
+) -> torch.Tensor:
+    """Training noise on the box geometry: `sigma` line stds on each measure (a box is a few pixels off), and
+    the whole of it dropped (all 0, 'unknown') for a `drop` share of the batch, so that the model still reads
+    an image that comes with no line."""
+    noise = torch.randn(geometry.shape, generator=generator, device=generator.device).to(geometry.device) * sigma
+    noise[:, -1] = 0.0  # the 'known' flag stays exact
+    keep = torch.rand(len(geometry), 1, generator=generator, device=generator.device).to(geometry.device) >= drop
+    return (geometry + noise) * keep
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, cfg: Augment = Augment()) -> torch.Tensor:

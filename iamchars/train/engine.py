@@ -14,7 +14,7 @@ import math
 import shutil
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,18 @@ from iamchars.config import TrainConfig
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_open, atomic_path, write_json
 from iamchars.parallel import usable_cpus
-from iamchars.train.data import Dataset, Split, augment, balanced_weights, batches, to_float
+from iamchars.train.data import (
+    Dataset,
+    Split,
+    augment,
+    balanced_weights,
+    batches,
+    jitter_geometry,
+    to_float,
+)
 from iamchars.train.distributed import context
 from iamchars.train.metrics import report
-from iamchars.train.models import build_model
+from iamchars.train.models import GeometryNet, build_model
 from iamchars.train.transfer import freeze, is_head, load_pretrained
 
 CHECK_EVERY = 25
@@ -90,20 +98,26 @@ class EMA:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits for uint8 N x S x S images, in eval mode, in batches."""
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, geometry: torch.Tensor | None = None, batch_size: int = 1024
+) -> torch.Tensor:
+    """Logits for uint8 N x S x S images (and their boxes' geometry, for a model that takes it), in eval
+    mode, in batches."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    takes_geometry = isinstance(model, GeometryNet) and geometry is not None
     out = []
     for idx in batches(len(images), batch_size, None, images.device):
         x = to_float(images[idx]).to(device)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
+        inputs = (x, geometry[idx].to(device)) if takes_geometry and geometry is not None else (x,)
+        if device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                out.append(model(x).float())
+                out.append(model(*inputs).float())
         else:
-            out.append(model(x))
+            out.append(model(*inputs))
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 1)
 
@@ -121,7 +135,7 @@ def evaluate_split(model: nn.Module, split: Split, class_chars: list[str]) -> tu
             "loss": float("nan"),
         }
         return empty, torch.zeros(0, len(class_chars))
-    logits = predict_logits(model, split.images)
+    logits = predict_logits(model, split.images, split.geometry)
     metrics = report(logits, split.labels, class_chars)
     metrics["loss"] = float(F.cross_entropy(logits, split.labels).item()) if len(split) else float("nan")
     return metrics, logits
@@ -190,7 +204,10 @@ def model_from_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, 
     """The model of a checkpoint (its EMA weights when it kept them), ready for inference."""
     ckpt = load_checkpoint(path)
     try:
-        model = build_model(ckpt["config"]["model"], ckpt["classes"]["num_classes"], ckpt["image_size"])
+        config = ckpt["config"]
+        model = build_model(
+            config["model"], ckpt["classes"]["num_classes"], ckpt["image_size"], config.get("geometry", False)
+        )
         model.load_state_dict(ckpt["ema"] if ckpt.get("ema") else ckpt["model"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its weights do not fit its model ({str(exc).splitlines()[0][:120]})") from None
@@ -224,21 +241,31 @@ def train(
     An existing run in `out` is continued (`resume`) or replaced (`force`), never overwritten silently."""
     from tqdm import tqdm
 
+    if cfg.geometry and data.train.geometry is None:
+        log(
+            "note: this dataset has no box geometry (built before iamchars stored it): training on the crops "
+            "alone; rebuild it with `iamchars build-dataset` to use it"
+        )
+        cfg = replace(cfg, geometry=False)
     ctx = context(cfg.device)
     if ctx.is_main:
         prepare_run_dir(out, resume, force)
     ctx.barrier()
     device = data.train.images.device
+    geometry = data.train.geometry if cfg.geometry else None
     shard = (
         data.train
         if ctx.world == 1
         else Split(
-            data.train.images[ctx.rank :: ctx.world], data.train.labels[ctx.rank :: ctx.world], data.train.char_ids
+            data.train.images[ctx.rank :: ctx.world],
+            data.train.labels[ctx.rank :: ctx.world],
+            data.train.char_ids,
+            None if geometry is None else geometry[ctx.rank :: ctx.world],
         )
     )
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads or usable_cpus())
-    model = build_model(cfg.model, data.num_classes, data.size).to(device)
+    model = build_model(cfg.model, data.num_classes, data.size, cfg.geometry).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     backbone_lr_scale = 1.0
@@ -308,8 +335,12 @@ def train(
                 x = augment(x, generator)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            inputs: tuple[torch.Tensor, ...] = (x,)
+            if cfg.geometry and shard.geometry is not None:
+                g = shard.geometry[idx]
+                inputs = (x, jitter_geometry(g, generator) if cfg.augment else g)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                logits = step_fn(x)
+                logits = step_fn(*inputs)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

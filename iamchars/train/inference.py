@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from iamchars.dataset.crops import normalize_crop, paper_and_ink_levels
+from iamchars.train.models import GEOMETRY_INPUTS, GeometryNet
 
 
 def prepare_image(gray: np.ndarray, size: int) -> np.ndarray:
@@ -39,12 +41,16 @@ def top_k(model: nn.Module, images: np.ndarray, chars: list[str], k: int) -> lis
 
 
 def export_model(model: nn.Module, size: int, path: Path, fmt: str) -> Path:
-    """`pt2` (torch.export, loadable with torch.export.load) or `onnx` (needs the onnx and onnxscript packages)."""
+    """`pt2` (torch.export, loadable with torch.export.load) or `onnx` (needs the onnx and onnxscript packages).
+    A model that takes box geometry is exported with it as a second input (N x `GEOMETRY_INPUTS`)."""
     model = model.cpu().eval()
-    example = (torch.zeros(2, 1, size, size),)
     batch = torch.export.Dim("batch", min=1, max=65536)
+    example: tuple[torch.Tensor, ...] = (torch.zeros(2, 1, size, size),)
+    dynamic: tuple[dict[int, Any], ...] = ({0: batch},)
+    if isinstance(model, GeometryNet):  # two inputs: the images and their boxes' geometry
+        example, dynamic = (*example, torch.zeros(2, GEOMETRY_INPUTS)), (*dynamic, {0: batch})
     if fmt == "pt2":
-        program = torch.export.export(model, example, dynamic_shapes=({0: batch},))
+        program = torch.export.export(model, example, dynamic_shapes=dynamic)
         torch.export.save(program, str(path))
         return path
     if fmt == "onnx":
@@ -53,6 +59,6 @@ def export_model(model: nn.Module, size: int, path: Path, fmt: str) -> Path:
             import onnxscript  # noqa: F401
         except ImportError:
             raise RuntimeError("ONNX export needs `pip install onnx onnxscript`; or use --format pt2") from None
-        torch.onnx.export(model, example, str(path), dynamic_shapes=({0: batch},), dynamo=True)
+        torch.onnx.export(model, example, str(path), dynamic_shapes=dynamic, dynamo=True)
         return path
     raise ValueError(f"unknown export format {fmt!r}: use pt2 or onnx")

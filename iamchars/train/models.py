@@ -91,6 +91,35 @@ class ResNetSmall(nn.Module):
         return self.classifier(self.features(x))
 
 
+GEOMETRY_INPUTS = 4
+"""What a `GeometryNet` takes beside the crop: the box's top, bottom and width in its line's ink standard
+deviations (`dataset.crops.box_geometry`), and 1 where they are known (all 0 for an image from outside a line)."""
+
+
+class GeometryNet(nn.Module):
+    """A registered CNN whose pooled features meet an embedding of the box's geometry before the last layer.
+
+    An EMNIST-style crop fills its tile whatever the letter's size, which erases what separates o/O, c/C or
+    s/S; the box's height and place against the line's ink statistics keep it, at the cost of a few hundred
+    weights. Without geometry (a user's own image) the model reads the crop alone, as trained to on the
+    tenth of each batch whose geometry is dropped (`train.data.jitter_geometry`)."""
+
+    def __init__(self, base: nn.Module, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        self.features = base.get_submodule("features")
+        layers = list(base.get_submodule("classifier").children())
+        head = layers[-1]
+        assert isinstance(head, nn.Linear), "a registered model's classifier ends in a Linear layer"
+        self.pool = nn.Sequential(*layers[:-1])
+        self.geometry = nn.Sequential(nn.Linear(GEOMETRY_INPUTS, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
+        self.classifier = nn.Linear(head.in_features + width, num_classes)
+
+    def forward(self, x: torch.Tensor, geometry: torch.Tensor | None = None) -> torch.Tensor:
+        if geometry is None:
+            geometry = x.new_zeros(x.shape[0], GEOMETRY_INPUTS)
+        return self.classifier(torch.cat([self.pool(self.features(x)), self.geometry(geometry)], 1))
+
+
 MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     "lenet5": LeNet5,
     "vgg": VGGSmall,
@@ -98,10 +127,12 @@ MODELS: dict[str, Callable[[int, int], nn.Module]] = {
 }
 
 
-def build_model(name: str, num_classes: int, size: int) -> nn.Module:
+def build_model(name: str, num_classes: int, size: int, geometry: bool = False) -> nn.Module:
+    """A registered model; with `geometry`, one that also takes each box's geometry (`GeometryNet`)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](num_classes, size)
+    model = MODELS[name](num_classes, size)
+    return GeometryNet(model, num_classes) if geometry else model
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:

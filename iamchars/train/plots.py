@@ -146,8 +146,15 @@ def write_all(
     test_logits: torch.Tensor,
     confusion: np.ndarray,
     chars: list[str],
+    test_geometry: np.ndarray | None = None,
 ) -> None:
+    """Every picture of a run under OUT/plots; `test_geometry` goes with the test images to a model that
+    takes each box's geometry."""
     plots = out / "plots"
+
+    def geometry(rows: np.ndarray) -> np.ndarray | None:
+        return None if test_geometry is None else test_geometry[rows]
+
     save_figure(curves(history), plots / "curves.png")
     if len(test_images):
         save_figure(confusion_heatmap(confusion, chars), plots / "confusion.png")
@@ -158,7 +165,7 @@ def write_all(
             explanations(
                 test_images[pick],
                 [chars[t] for t in test_labels[pick]],
-                {"saliency": saliency_maps(model, test_images[pick], test_labels[pick])},
+                {"saliency": saliency_maps(model, test_images[pick], test_labels[pick], geometry(pick))},
                 "gradient saliency |d score(true class) / d pixel| for sample characters",
             ),
             plots / "saliency.png",
@@ -171,8 +178,8 @@ def write_all(
                 test_images[pick],
                 [f"{chars[test_labels[i]]}→{chars[preds[i]]}" for i in pick],
                 {
-                    "occlusion": occlusion_maps(model, test_images[pick], test_labels[pick]),
-                    "saliency": saliency_maps(model, test_images[pick], test_labels[pick]),
+                    "occlusion": occlusion_maps(model, test_images[pick], test_labels[pick], geometry=geometry(pick)),
+                    "saliency": saliency_maps(model, test_images[pick], test_labels[pick], geometry(pick)),
                 },
                 "what the decision for the true class rests on (true→predicted; left: correct, right: wrong); "
                 "occlusion: red = covering it lowers the probability",

@@ -36,4 +36,5 @@ def freeze(model: nn.Module, n: int) -> int:
 
 
 def is_head(name: str) -> bool:
-    return name.startswith("classifier.")
+    """The weights a fine-tuning run trains at the full learning rate: the last layers and the geometry input."""
+    return name.startswith(("classifier.", "geometry."))

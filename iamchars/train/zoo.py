@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from iamchars.config import TrainConfig
 from iamchars.train.data import Dataset
 from iamchars.train.engine import train
-from iamchars.train.models import build_model
 
 
 def run_zoo(data: Dataset, out: Path, cfg: TrainConfig, models: list[str], log: Any = print) -> list[dict[str, Any]]:
@@ -32,7 +31,7 @@ def run_zoo(data: Dataset, out: Path, cfg: TrainConfig, models: list[str], log: 
         rows.append(
             {
                 "model": name,
-                "parameters": sum(p.numel() for p in build_model(name, data.num_classes, data.size).parameters()),
+                "parameters": sum(p.numel() for p in result["model"].parameters()),
                 "train_images_per_s": metrics["train_images_per_s"],
                 "epochs": len(result["history"]),
                 "best_epoch": metrics["best_epoch"],
