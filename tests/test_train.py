@@ -220,7 +220,8 @@ def test_metrics_helpers() -> None:
     assert case_pair_errors(cm, ["o", "O", "x"]) == 3 and case_pair_errors(cm, ["o", "p", "x"]) == 0
 
 
-def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", [[], ["--geometry"]])
+def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_path: Path, flags: list[str]) -> None:
     out = tmp_path / "run"
     args = [
         "train",
@@ -237,10 +238,13 @@ def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_p
         "--no-progress",
         "--set",
         "train.channels_last=false",
+        *flags,
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "device: cpu" in result.output and "test top-1" in result.output
+    assert ("geometry.0" in result.output) == bool(flags)  # the summary shows the geometry input's layers
+    assert json.loads((out / "metrics.json").read_text())["config"]["geometry"] == bool(flags)
     for name in ("curves", "confusion", "worst_errors", "filters", "activations", "saliency", "occlusion"):
         assert cv2.imread(str(out / "plots" / f"{name}.png")) is not None, name
     assert (out / "checkpoints" / "best.pt").is_file() and (out / "checkpoints" / "last.pt").is_file()
