@@ -4,7 +4,8 @@
     train = CharacterDataset("data/processed/iam", "train")
     loader = torch.utils.data.DataLoader(train, batch_size=256, shuffle=True)
 
-`load_split` gives the packed arrays as numpy; `CharacterDataset` wraps them for torch's DataLoader.
+`load_split` gives the packed arrays as numpy, `load_geometry` each box's size and place on its line;
+`CharacterDataset` wraps the images and labels for torch's DataLoader.
 """
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, li
         raise UserError(f"{root}: not a readable iamchars dataset ({exc})") from None
     chars = [c["char"] for c in classes["classes"]]
     return images, labels, chars
+
+
+def load_geometry(path: str | Path, split: str) -> np.ndarray:
+    """(N, 3) float32, in `load_split`'s order: each box's top, bottom and width in its line's ink standard
+    deviations from the line's ink mean: the size and height that the crops, scaled to fill their tile, lose
+    (what tells o from O; `iamchars train --geometry` feeds it to the classifier)."""
+    root = Path(path)
+    if split not in SPLITS:
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    try:
+        with np.load(root / "arrays" / f"{split}.npz", allow_pickle=False) as data:
+            return np.asarray(data["geometry"], np.float32)
+    except FileNotFoundError as exc:
+        raise UserError(f"{exc.filename}: missing; is {root} a dataset from `iamchars build-dataset`?") from None
+    except KeyError:
+        raise UserError(f"{root}: built before iamchars stored box geometry; rebuild it") from None
 
 
 class CharacterDataset(torch.utils.data.Dataset):

@@ -318,7 +318,7 @@ def test_box_gap_refuses_zero_seeds_before_any_work(synth_corpus: Path, capsys: 
 def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
     import torch
 
-    from iamchars.data import CharacterDataset, load_split
+    from iamchars.data import CharacterDataset, load_geometry, load_split
     from iamchars.errors import UserError
 
     images, labels, chars = load_split(built, "train")
@@ -333,12 +333,16 @@ def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
     assert label == labels[3] and torch.equal((image[0] * 255).round().byte(), torch.from_numpy(images[3]))
     batch, batch_labels = next(iter(torch.utils.data.DataLoader(dataset, batch_size=8)))
     assert batch.shape == (8, 1, 32, 32) and batch_labels.tolist() == labels[:8].tolist()
+    geometry = load_geometry(built, "train")
+    assert geometry.shape == (len(train), 3) and np.array_equal(geometry, box_geometry(train))
     flipped = CharacterDataset(built, "val", transform=lambda t: 1 - t)
     assert flipped[0][0].max() == 1.0  # the paper, now white
     with pytest.raises(UserError, match=r"classes\.json: missing"):
         load_split(built / "nowhere", "train")
     with pytest.raises(UserError, match="split must be one of"):
         load_split(built, "dev")
+    with pytest.raises(UserError, match=r"arrays/test\.npz: missing"):
+        load_geometry(built / "nowhere", "test")
 
 
 def test_line_crops_keep_size_and_height_that_char_crops_lose() -> None:
