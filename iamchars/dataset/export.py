@@ -337,6 +337,7 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
             str(Path(root).resolve()),
             source,
             _inputs_digest(Path(root), cfg.export.boxes),
+            ",".join(MANIFEST_COLUMNS),  # a shard from a version whose rows differ is never reused
         ]
     )
     _prepare_work(out, digest)
