@@ -120,10 +120,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
     levels = {lid: paper_and_ink_levels(img) for lid, img in images.items()}
     graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
     stats = {  # the line's ink mean row and std: its scale, for line crops and each box's geometry
-        lid: (geometry.mean, geometry.std)
-        for lid, geometry in (
-            (lid, line_geometry(img, int(graylevels[lid]), job.cfg.segment)) for lid, img in images.items()
-        )
+        lid: line_geometry(img, int(graylevels[lid]), job.cfg.segment) for lid, img in images.items()
     }
     made: set[str] = set()
     for b in boxes.itertuples(index=False):
@@ -142,7 +139,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
         char_id = f"{b.word_id}-{b.char_index:02d}"
         box = (b.x - lx, b.y - ly, b.w, b.h)
         paper, ink = levels[line_id]
-        mean, std = stats[line_id]
+        mean, std = stats[line_id].mean, stats[line_id].std
         if exp.crop == "line":
             crop = line_window(gray, box, mean, std, exp.line_window_stds, paper)
         else:
