@@ -493,6 +493,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _interruptible() -> None:
+    """Ctrl-C back to its default in the child: a shell without job control starts a background `make test`
+    with SIGINT ignored, and Python then keeps ignoring it, so the Ctrl-C trial would see a run that never
+    stops."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "iamchars.cli", *args],
@@ -500,6 +507,7 @@ def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_interruptible,
         text=True,
     )
 
