@@ -125,6 +125,12 @@ class SegmentConfig:
     fragment_share: float = bounded(0.25, 0.0, 1.0)
     """A piece of a character's ink cut off from its body, smaller than this share of its pixels and touching
     a neighbour's ink, goes to that neighbour (a sliver of the next letter's stroke); 0 keeps every piece."""
+    stray_gap: float = bounded(0.6, 0.0, 100.0)
+    """Ink at either end of a word box past a blank this many of the line's character widths wide, holding
+    at most `stray_share` of a character's ink, is no character's: a digit, quote or full stop that the
+    transcription leaves out (`refine.word_body`); 0 keeps all the ink."""
+    stray_share: float = bounded(1.0, 0.0, 100.0)
+    """How much ink (in the rest of the word's mean pixels per character) such a group may hold at most."""
     dot_reach: float = bounded(1.0, 0.0, 5.0)
     """A small mark above the line's middle, touching no other ink, goes to the nearest i or j whose stem is
     within this many mean character widths (a dot written over the next letter); 0 leaves marks to the cuts."""

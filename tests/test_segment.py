@@ -15,7 +15,7 @@ from iamchars.iam.corpus import load_corpus
 from iamchars.segment.evaluate import box_iou, evaluate, span_iou
 from iamchars.segment.horizontal import ink_cuts, seed_spans
 from iamchars.segment.pipeline import WordBox, segment_line
-from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refine_word, snap_cuts
+from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refine_word, snap_cuts, word_body
 from iamchars.segment.runner import segment_form
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import line_ink_stats, vertical_band
@@ -144,6 +144,38 @@ def test_iou_helpers() -> None:
     est = gt.iloc[:1].assign(score=0.9)
     result = evaluate(gt, est)[0]["all_true_characters"]
     assert result["missing"] == 1 and result["mean_iou"] == pytest.approx(0.5)
+
+
+def test_a_small_mark_past_a_wide_gap_is_left_out_of_the_word() -> None:
+    # three 10-column letters 2 columns apart (columns 0..33), then a mark of 4 columns 20 columns further on
+    letters = [np.repeat(np.arange(c, c + 10), 20) for c in (0, 12, 24)]
+    mark = np.repeat(np.arange(54, 58), 5)
+    xd = np.concatenate([*letters, mark]).astype(float)
+    assert word_body(xd, 3, 1.0, 1.0, 12.0) == (0.0, 34.0)
+    assert word_body(xd, 3, 2.0, 1.0, 12.0) == (0.0, 58.0)  # a blank of 20 columns < 2 widths of 12
+    assert word_body(57.0 - xd, 3, 1.0, 1.0, 12.0) == (24.0, 58.0)  # the mark before the word
+    # a piece past the blank with more than a letter's ink belongs to the word (a letter written apart)
+    big = np.concatenate([*letters, np.repeat(np.arange(54, 64), 30)]).astype(float)
+    assert word_body(big, 3, 1.0, 1.0, 12.0) == (0.0, 64.0)
+    # nothing goes that would leave the rest too narrow for its letters ("of" with its o far from the f)
+    assert word_body(xd, 6, 1.0, 1.0, 12.0) == (0.0, 58.0)
+    # marks at both ends, one of two pieces ("14"): each end group goes as a whole
+    both = np.concatenate([xd, np.repeat([60.0, 61.0], 3), -4.0 - np.repeat(np.arange(54, 58), 5)])
+    assert word_body(both, 3, 1.0, 1.0, 12.0) == (0.0, 34.0)
+
+
+def test_a_word_strip_keeps_only_the_words_own_ink() -> None:
+    mask = np.zeros((20, 60), bool)
+    mask[:, 0:10] = mask[:, 12:22] = mask[:, 24:34] = True
+    mask[15:20, 54:58] = True  # a full stop far after the word
+    gray = np.where(mask, 30, 240).astype(np.uint8)
+    gray = np.pad(gray, ((20, 20), (0, 0)), constant_values=240)
+    word = [WordBox("w-00", "nnn", 0, 0, 60, 60)]
+    font = load_font("dancing-script", 64)
+    for gap, right in ((1.0, 34), (0.0, 58)):
+        cfg = SegmentConfig(method="refined", stray_gap=gap, deslant=False)
+        out = segment_line(gray, (0, 0), 128, word, cfg, font)[0]
+        assert out[:, 0].min() == 0 and (out[:, 0] + out[:, 2]).max() == right
 
 
 def test_segment_line_returns_page_coordinates_and_handles_empty_words() -> None:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from iamchars.fonts import FontMetrics
 from iamchars.segment.alignment import AlignmentWord, strip_image
 from iamchars.segment.horizontal import WordLayout, seed_spans, word_layout
 from iamchars.segment.paths import DotRule
-from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refined_cuts, strip_cut_paths
+from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refined_cuts, strip_cut_paths, word_body
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import ink_threshold, line_ink_stats, vertical_band
 
@@ -94,7 +94,22 @@ def prepare_line(
         prepared.append(
             PreparedWord(word, box, word_layout(word.text, font), WordStrip.from_ink(ink, guide, cfg.min_ink_pixels))
         )
-    return geo, mask, prepared
+    return geo, mask, without_stray_ink(prepared, cfg.stray_gap, cfg.stray_share)
+
+
+def without_stray_ink(prepared: list[PreparedWord], gap: float, share: float) -> list[PreparedWord]:
+    """Each word's strip cut down to its own ink (`word_body`), measured against the whole line's width per
+    character. Words of punctuation alone (a quote's two strokes) are left as they are."""
+    char_width = line_char_width(prepared)
+    if gap <= 0 or char_width is None:
+        return prepared
+    out = []
+    for p in prepared:
+        if p.strip is not None and any(ch.isalnum() for ch in p.word.text):
+            lo, hi = word_body(p.strip.xd, len(p.word.text), gap, share, char_width)
+            p = replace(p, strip=p.strip.within(lo, hi))
+        out.append(p)
+    return out
 
 
 def word_cuts(prepared: PreparedWord, cfg: SegmentConfig) -> np.ndarray:

@@ -132,10 +132,62 @@ class WordStrip:
             ys, xs, xd = ys[keep], xs[keep], xd[keep]
         if len(xd) < max(min_ink, 1):
             return None
+        return cls._of_pixels(ys, xs, xd)
+
+    @classmethod
+    def _of_pixels(cls, ys: np.ndarray, xs: np.ndarray, xd: np.ndarray) -> WordStrip:
         origin = float(np.floor(xd.min()))
         length = int(np.floor(xd.max() - origin)) + 1  # ink columns [0, length)
         cols = np.minimum((xd - origin).astype(np.int64), length - 1)
         return cls(ys, xs, xd, cols, origin, length, column_profile(xd, origin, length))
+
+    def within(self, lo: float, hi: float) -> WordStrip:
+        """The strip of the ink with deslanted x in [lo, hi) (`word_body`); itself when that is all of it."""
+        keep = (self.xd >= lo) & (self.xd < hi)
+        if keep.all() or not keep.any():
+            return self
+        return self._of_pixels(self.ys[keep], self.xs[keep], self.xd[keep])
+
+
+STRAY_REST_WIDTH = 0.5
+"""`word_body` drops nothing that would leave the rest of the word narrower than this share of the line's
+width per character for its characters: "of" with its o far from the f keeps the o."""
+
+
+def word_body(xd: np.ndarray, n_chars: int, gap: float, share: float, char_width: float) -> tuple[float, float]:
+    """The deslanted x range [lo, hi) of a word's own ink. Word boxes (IAM's too) often hold ink that the
+    transcription leaves out beyond a blank gap: a digit, a quote, a full stop, a stroke of the next word. A
+    group of ink at either end of the word, split from the rest by a blank of at least `gap` line character
+    widths (`char_width`, pixels) and holding at most `share` of the rest's ink per character, is dropped,
+    again and again while the rest stays wide enough for its characters (`STRAY_REST_WIDTH`)."""
+    origin = np.floor(xd.min())
+    counts = np.bincount((xd - origin).astype(np.int64))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (counts > 0).astype(np.int8), [0]])))
+    starts, ends = edges[0::2], edges[1::2]  # runs of inked columns
+    pixels = np.add.reduceat(counts, starts)
+    n = max(n_chars, 1)
+
+    def stray(group: slice, rest: slice, blank: int) -> bool:
+        wide_enough = ends[rest.stop - 1] - starts[rest.start] >= STRAY_REST_WIDTH * char_width * n
+        return blank >= gap * char_width and wide_enough and pixels[group].sum() <= share * pixels[rest].sum() / n
+
+    lo, hi = 0, len(starts)  # runs kept: [lo, hi)
+    changed = True
+    while changed and hi - lo > 1:
+        changed = False
+        for k in range(lo + 1, hi):  # runs [lo, k) against [k, hi)
+            if pixels[lo:k].sum() > share * pixels[k:hi].sum() / n:
+                break
+            if stray(slice(lo, k), slice(k, hi), starts[k] - ends[k - 1]):
+                lo, changed = k, True
+                break
+        for k in range(hi - 1, lo, -1):  # runs [k, hi) against [lo, k)
+            if pixels[k:hi].sum() > share * pixels[lo:k].sum() / n:
+                break
+            if stray(slice(k, hi), slice(lo, k), starts[k] - ends[k - 1]):
+                hi, changed = k, True
+                break
+    return float(origin + starts[lo]), float(origin + ends[hi - 1])
 
 
 def refined_cuts(
