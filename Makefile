@@ -61,8 +61,9 @@ zoo: $(STAMP)
 # One seed moves by up to 5 points: ten seeds (about 20 minutes on 2 cores on pen-dev) tell 2 points from 3.
 BOXGAP_CORPUS ?= ../shared/pen-dev
 BOXGAP_SEEDS ?= 10
+BOXGAP_ALIGN_SEEDS ?= 1
 box-gap: $(STAMP)
-	$(BIN)/python -m iamchars.boxgap $(BOXGAP_CORPUS) --seeds $(BOXGAP_SEEDS)
+	$(BIN)/python -m iamchars.boxgap $(BOXGAP_CORPUS) --seeds $(BOXGAP_SEEDS) --align-seeds $(BOXGAP_ALIGN_SEEDS)
 
 # The aligner's starting weights (iamchars/segment/aligner.pt) from a synthetic corpus in the tuning fonts.
 aligner-weights: $(STAMP)

@@ -298,13 +298,17 @@ def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corp
 
     overrides = ["train.model='lenet5'", "train.batch_size=64", "train.channels_last=false", "train.threads=1"]
     overrides += ["segment.align_steps=20", "segment.align_rounds=1"]  # the default method, quickly
-    (row,) = box_gap(synth_corpus, tmp_path, overrides, epochs=2, seeds=1)
-    assert 0.0 < row["estimated"] <= 1.0 and 0.0 < row["true"] <= 1.0
+    rows = box_gap(synth_corpus, tmp_path, overrides, epochs=2, seeds=2, align_seeds=2)
+    assert [(r["seed"], r["align_seed"]) for r in rows] == [(0, 0), (1, 1)]
+    assert all(0.0 < r["estimated"] <= 1.0 and 0.0 < r["true"] <= 1.0 for r in rows)
     true = pd.read_parquet(tmp_path / "true" / "manifest.parquet")
-    estimated = pd.read_parquet(tmp_path / "estimated" / "manifest.parquet")
-    assert (true["source"] == "gt").all() and (estimated["source"] != "gt").all()
-    # the same writers in the same splits
-    assert true.groupby("writer_id")["split"].first().equals(estimated.groupby("writer_id")["split"].first())
+    for k, folder in enumerate(("estimated", "estimated-1")):
+        estimated = pd.read_parquet(tmp_path / folder / "manifest.parquet")
+        assert (true["source"] == "gt").all() and (estimated["source"] != "gt").all()
+        # the same writers in the same splits
+        assert true.groupby("writer_id")["split"].first().equals(estimated.groupby("writer_id")["split"].first())
+        assert f'"align_seed": {k},' in (tmp_path / folder / "card.md").read_text()
+        assert (tmp_path / f"run-{folder}-{k}" / "metrics.json").is_file()  # seed k learnt from aligner seed k
 
 
 def test_box_gap_refuses_zero_seeds_before_any_work(synth_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -312,7 +316,7 @@ def test_box_gap_refuses_zero_seeds_before_any_work(synth_corpus: Path, capsys: 
 
     assert main([str(synth_corpus), "--seeds", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--seeds and --epochs must be at least 1" in err
+    assert err.count("\n") == 1 and "--seeds, --epochs and --align-seeds must be at least 1" in err
 
 
 def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
