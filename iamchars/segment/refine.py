@@ -167,24 +167,25 @@ def word_body(xd: np.ndarray, n_chars: int, gap: float, share: float, char_width
     pixels = np.add.reduceat(counts, starts)
     n = max(n_chars, 1)
 
-    def stray(group: slice, rest: slice, blank: int) -> bool:
+    def apart(rest: slice, blank: int) -> bool:
+        """The blank is wide enough, and the rest still wide enough for its characters."""
         wide_enough = ends[rest.stop - 1] - starts[rest.start] >= STRAY_REST_WIDTH * char_width * n
-        return blank >= gap * char_width and wide_enough and pixels[group].sum() <= share * pixels[rest].sum() / n
+        return blank >= gap * char_width and wide_enough
 
     lo, hi = 0, len(starts)  # runs kept: [lo, hi)
     changed = True
     while changed and hi - lo > 1:
         changed = False
-        for k in range(lo + 1, hi):  # runs [lo, k) against [k, hi)
+        for k in range(lo + 1, hi):  # runs [lo, k) against [k, hi); a longer group only holds more ink
             if pixels[lo:k].sum() > share * pixels[k:hi].sum() / n:
                 break
-            if stray(slice(lo, k), slice(k, hi), starts[k] - ends[k - 1]):
+            if apart(slice(k, hi), starts[k] - ends[k - 1]):
                 lo, changed = k, True
                 break
         for k in range(hi - 1, lo, -1):  # runs [k, hi) against [lo, k)
             if pixels[k:hi].sum() > share * pixels[lo:k].sum() / n:
                 break
-            if stray(slice(k, hi), slice(lo, k), starts[k] - ends[k - 1]):
+            if apart(slice(lo, k), starts[k] - ends[k - 1]):
                 hi, changed = k, True
                 break
     return float(origin + starts[lo]), float(origin + ends[hi - 1])
