@@ -15,7 +15,7 @@ from iamchars.iam.corpus import load_corpus
 from iamchars.segment.evaluate import box_iou, evaluate, span_iou
 from iamchars.segment.horizontal import ink_cuts, seed_spans
 from iamchars.segment.pipeline import WordBox, segment_line
-from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refine_word, snap_cuts, word_body
+from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refine_word, snap_cuts, word_body, word_end
 from iamchars.segment.runner import segment_form
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import line_ink_stats, vertical_band
@@ -164,6 +164,24 @@ def test_a_small_mark_past_a_wide_gap_is_left_out_of_the_word() -> None:
     assert word_body(both, 3, 1.0, 1.0, 12.0) == (0.0, 34.0)
 
 
+def test_a_full_stop_just_after_the_last_letter_is_left_out() -> None:
+    # three 10-column letters of rows 0..19 (columns 0..33), a 3 x 3 mark 2 columns after them
+    letters = [(np.repeat(np.arange(c, c + 10), 20), np.tile(np.arange(20), 10)) for c in (0, 12, 24)]
+    xd = np.concatenate([x for x, _ in letters]).astype(float)
+    ys = np.concatenate([y for _, y in letters]).astype(float)
+
+    def with_mark(rows: np.ndarray, width: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        cols = np.repeat(np.arange(36, 36 + width), len(rows))
+        return np.concatenate([xd, cols]), np.concatenate([ys, np.tile(rows, width)])
+
+    low, high = np.arange(16, 19), np.arange(0, 3)
+    assert word_end(*with_mark(low), 3, 0.25, 12.0, 9.5) == 34.0  # a full stop: the word ends at its letter
+    assert word_end(*with_mark(high), 3, 0.25, 12.0, 9.5) == 39.0  # above the middle: a quote, kept
+    assert word_end(*with_mark(np.arange(10, 20), width=10), 3, 0.25, 12.0, 9.5) == 46.0  # a letter written apart
+    assert word_end(*with_mark(low), 3, 0.25, 30.0, 9.5) == 39.0  # 2 columns < 0.1 of a 30-column width
+    assert word_end(xd, ys, 3, 0.25, 12.0, 9.5) == 34.0  # nothing after the word
+
+
 def test_a_word_strip_keeps_only_the_words_own_ink() -> None:
     mask = np.zeros((20, 60), bool)
     mask[:, 0:10] = mask[:, 12:22] = mask[:, 24:34] = True
@@ -172,8 +190,8 @@ def test_a_word_strip_keeps_only_the_words_own_ink() -> None:
     gray = np.pad(gray, ((20, 20), (0, 0)), constant_values=240)
     word = [WordBox("w-00", "nnn", 0, 0, 60, 60)]
     font = load_font("dancing-script", 64)
-    for gap, right in ((1.0, 34), (0.0, 58)):
-        cfg = SegmentConfig(method="refined", stray_gap=gap, deslant=False)
+    for gap, stop, right in ((1.0, 0.0, 34), (0.0, 0.25, 34), (0.0, 0.0, 58)):
+        cfg = SegmentConfig(method="refined", stray_gap=gap, stop_share=stop, deslant=False)
         out = segment_line(gray, (0, 0), 128, word, cfg, font)[0]
         assert out[:, 0].min() == 0 and (out[:, 0] + out[:, 2]).max() == right
 

@@ -15,7 +15,15 @@ from iamchars.fonts import FontMetrics
 from iamchars.segment.alignment import AlignmentWord, strip_image
 from iamchars.segment.horizontal import WordLayout, seed_spans, word_layout
 from iamchars.segment.paths import DotRule
-from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refined_cuts, strip_cut_paths, word_body
+from iamchars.segment.refine import (
+    WordInk,
+    WordStrip,
+    boxes_from_cuts,
+    refined_cuts,
+    strip_cut_paths,
+    word_body,
+    word_end,
+)
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import ink_threshold, line_ink_stats, vertical_band
 
@@ -94,20 +102,27 @@ def prepare_line(
         prepared.append(
             PreparedWord(word, box, word_layout(word.text, font), WordStrip.from_ink(ink, guide, cfg.min_ink_pixels))
         )
-    return geo, mask, without_stray_ink(prepared, cfg.stray_gap, cfg.stray_share)
+    return geo, mask, without_stray_ink(prepared, cfg, geo.mean)
 
 
-def without_stray_ink(prepared: list[PreparedWord], gap: float, share: float) -> list[PreparedWord]:
-    """Each word's strip cut down to its own ink (`word_body`), measured against the whole line's width per
-    character. Words of punctuation alone (a quote's two strokes) are left as they are."""
+def without_stray_ink(prepared: list[PreparedWord], cfg: SegmentConfig, line_mean: float) -> list[PreparedWord]:
+    """Each word's strip cut down to its own ink (`word_body`), then a full stop or comma after its last
+    letter left out (`word_end`, when the transcription ends in a letter or digit), both measured against the
+    whole line's width per character. Words of punctuation alone (a quote's two strokes) are left as they are."""
     char_width = line_char_width(prepared)
-    if gap <= 0 or char_width is None:
+    if char_width is None:
         return prepared
     out = []
     for p in prepared:
         if p.strip is not None and any(ch.isalnum() for ch in p.word.text):
-            lo, hi = word_body(p.strip.xd, len(p.word.text), gap, share, char_width)
-            p = replace(p, strip=p.strip.within(lo, hi))
+            n = len(p.word.text)
+            strip = p.strip
+            if cfg.stray_gap > 0:
+                strip = strip.within(*word_body(strip.xd, n, cfg.stray_gap, cfg.stray_share, char_width))
+            if cfg.stop_share > 0 and p.word.text[-1].isalnum():
+                hi = word_end(strip.xd, strip.ys, n, cfg.stop_share, char_width, line_mean)
+                strip = strip.within(strip.origin, hi)
+            p = replace(p, strip=strip)
         out.append(p)
     return out
 

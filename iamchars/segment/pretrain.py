@@ -98,9 +98,9 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "iam"
         write_corpus(root, CORPUS, SplitConfig(), progress=True)
-        # all of each word's ink, as when the shipped weights were fitted (stray ink left out came later and
-        # was measured with these weights; refitting them on trimmed strips is not measured)
-        words = words_with_true_cuts(root, SegmentConfig(stray_gap=0.0))
+        # all of each word's ink, as when the shipped weights were fitted (stray ink and full stops left out
+        # came later and were measured with these weights; refitting them on trimmed strips is not measured)
+        words = words_with_true_cuts(root, SegmentConfig(stray_gap=0.0, stop_share=0.0))
     print(f"{len(words):,} words with true cuts; fitting {STEPS} steps", flush=True)
     state = pretrain(words, STEPS, torch.device("cpu"))
     with atomic_path(out) as tmp_path:

@@ -160,11 +160,7 @@ def word_body(xd: np.ndarray, n_chars: int, gap: float, share: float, char_width
     group of ink at either end of the word, split from the rest by a blank of at least `gap` line character
     widths (`char_width`, pixels) and holding at most `share` of the rest's ink per character, is dropped,
     again and again while the rest stays wide enough for its characters (`STRAY_REST_WIDTH`)."""
-    origin = np.floor(xd.min())
-    counts = np.bincount((xd - origin).astype(np.int64))
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], (counts > 0).astype(np.int8), [0]])))
-    starts, ends = edges[0::2], edges[1::2]  # runs of inked columns
-    pixels = np.add.reduceat(counts, starts)
+    origin, starts, ends, pixels = _ink_runs(xd)
     n = max(n_chars, 1)
 
     def apart(rest: slice, blank: int) -> bool:
@@ -189,6 +185,32 @@ def word_body(xd: np.ndarray, n_chars: int, gap: float, share: float, char_width
                 hi, changed = k, True
                 break
     return float(origin + starts[lo]), float(origin + ends[hi - 1])
+
+
+def _ink_runs(xd: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of inked deslanted columns: the first column's x, each run's [start, end) counted from it,
+    and each run's pixels."""
+    origin = np.floor(xd.min())
+    counts = np.bincount((xd - origin).astype(np.int64))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (counts > 0).astype(np.int8), [0]])))
+    starts, ends = edges[0::2], edges[1::2]
+    return float(origin), starts, ends, np.add.reduceat(counts, starts)
+
+
+STOP_GAP = 0.1
+"""`word_end`: the least blank (in line character widths) between a word's last letter and a full stop."""
+
+
+def word_end(xd: np.ndarray, ys: np.ndarray, n_chars: int, share: float, char_width: float, line_mean: float) -> float:
+    """Where a word's own ink ends (deslanted x) when a full stop or comma follows its last letter closer than
+    `word_body` looks: the last run of ink past a blank (`STOP_GAP`), holding at most `share` of the rest's
+    ink per character and lying below the line's ink mean (a quote or an i-dot lies above it)."""
+    origin, starts, ends, pixels = _ink_runs(xd)
+    if len(starts) > 1 and starts[-1] - ends[-2] >= STOP_GAP * char_width:
+        mark = xd >= origin + starts[-1]
+        if pixels[-1] <= share * pixels[:-1].sum() / max(n_chars, 1) and ys[mark].mean() > line_mean:
+            return origin + float(ends[-2])
+    return origin + float(ends[-1])
 
 
 def refined_cuts(
