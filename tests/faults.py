@@ -546,7 +546,7 @@ def _big_corpus(ws: Workspace) -> Path:
         from iamchars.config import SplitConfig, SynthConfig
         from iamchars.synth.corpus import write_corpus
 
-        write_corpus(root, SynthConfig(forms=24, lines_per_form=8, seed=3, workers=2), SplitConfig(), progress=False)
+        write_corpus(root, SynthConfig(forms=12, lines_per_form=6, seed=3, workers=2), SplitConfig(), progress=False)
     return root
 
 

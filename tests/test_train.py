@@ -69,20 +69,20 @@ def test_a_tiny_run_learns(dataset_dir: Path, tmp_path: Path) -> None:
 
 def test_resume_continues_from_the_saved_epoch(dataset_dir: Path, tmp_path: Path) -> None:
     data = load_dataset(dataset_dir, CPU)
-    cfg = _cfg(epochs=3, augment=True, model="resnet", batch_size=128)
+    cfg = _cfg(epochs=2, augment=True, model="resnet", batch_size=128)
     full = train(data, tmp_path / "full", cfg, progress=False, log=lambda _m: None)
 
-    def killed_after_epoch_2(message: str) -> None:
-        if message.startswith("epoch   2/3"):
+    def killed_after_epoch_1(message: str) -> None:
+        if message.startswith("epoch   1/2"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(data, tmp_path / "cut", cfg, progress=False, log=killed_after_epoch_2)
-    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+        train(data, tmp_path / "cut", cfg, progress=False, log=killed_after_epoch_1)
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 0
     messages: list[str] = []
     resumed = train(data, tmp_path / "cut", cfg, resume=True, progress=False, log=messages.append)
-    assert any("resumed" in m and "epoch 2" in m for m in messages)
-    assert next(m for m in messages if m.startswith("epoch")).startswith("epoch   3/3")
+    assert any("resumed" in m and "epoch 1" in m for m in messages)
+    assert next(m for m in messages if m.startswith("epoch")).startswith("epoch   2/2")
     a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
