@@ -242,7 +242,8 @@ def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_p
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "device: cpu" in result.output and "test top-1" in result.output
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # "auto": the GPU when there is one
+    assert f"device: {device}" in result.output and "test top-1" in result.output
     assert ("geometry.0" in result.output) == bool(flags)  # the summary shows the geometry input's layers
     assert json.loads((out / "metrics.json").read_text())["config"]["geometry"] == bool(flags)
     for name in ("curves", "confusion", "worst_errors", "filters", "activations", "saliency", "occlusion"):
@@ -379,6 +380,7 @@ def test_torchrun_trains_on_two_processes_and_resumes_on_one(dataset_dir: Path, 
     out = tmp_path / "run"
     args = ["--data", str(dataset_dir), "--out", str(out), "--model", "lenet5", "--batch-size", "32"]
     args += ["--no-progress", "--threads", "1", "--set", "train.channels_last=false", "--set", "train.augment=false"]
+    args += ["--device", "cpu"]  # gloo, on any machine (a GPU machine too)
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
     done = subprocess.run(
         [*launch, "-m", "iamchars.cli", "train", *args, "--epochs", "4"],
@@ -400,3 +402,16 @@ def test_torchrun_trains_on_two_processes_and_resumes_on_one(dataset_dir: Path, 
     assert result.exit_code == 0, result.output
     assert "resumed" in result.output and json.loads((out / "metrics.json").read_text())["world_size"] == 1
     assert len(torch.load(out / "checkpoints" / "last.pt", weights_only=False)["history"]) == 5
+
+
+def test_more_torchrun_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from iamchars.errors import UserError
+    from iamchars.train.distributed import context
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match=r"--nproc_per_node=1, or --device cpu"):
+        context("auto")

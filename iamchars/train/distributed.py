@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from iamchars.errors import UserError
+
 
 @dataclass(frozen=True)
 class Context:
@@ -46,6 +48,12 @@ def context(device_name: str = "auto") -> Context:
     if not dist.is_initialized():
         cuda = torch.cuda.is_available() and not device_name.startswith("cpu")
         if cuda:
+            gpus = torch.cuda.device_count()
+            if local_rank >= gpus:  # more processes on this machine than GPUs: CUDA would only say "invalid ordinal"
+                raise UserError(
+                    f"torchrun started process {local_rank + 1} on this machine, which has {gpus} GPU(s): "
+                    f"use --nproc_per_node={gpus}, or --device cpu to train on the CPU"
+                )
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if cuda else "gloo")
     return Context(rank, world, local_rank)
