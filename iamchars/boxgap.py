@@ -48,9 +48,9 @@ def box_gap(
     rows = []
     for seed in range(seeds):
         row: dict[str, float] = {"seed": seed, "align_seed": first_align_seed + seed % align_seeds}
+        cfg_train = load_config(None, [*overrides, f"train.epochs={epochs}", f"train.seed={seed}"]).train
         for name, folder in (("true", "true"), ("estimated", estimated[seed % align_seeds])):
             data = load_dataset(work / folder, device)
-            cfg_train = load_config(None, [*overrides, f"train.epochs={epochs}", f"train.seed={seed}"]).train
             result = train_model(data, work / f"run-{folder}-{seed}", cfg_train, progress=False, log=lambda _m: None)
             metrics, _ = evaluate_split(result["model"], test.test, test.class_chars)
             row[name] = metrics["top1"]
