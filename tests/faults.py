@@ -597,9 +597,7 @@ def ctrl_c_build(ws: Workspace) -> tuple[bool, str]:
     kept = len(list(out.glob(".work/forms/*.npz")))
     time.sleep(0.5)
     left = [w for w in workers if _alive(w)]
-    again = subprocess.run(
-        [sys.executable, "-m", "iamchars.cli", *args, "--workers", "1"], cwd=ws.tmp, capture_output=True, text=True
-    )
+    again = subprocess.run([sys.executable, "-m", "iamchars.cli", *args], cwd=ws.tmp, capture_output=True, text=True)
     card = (out / "card.md").read_text() if (out / "card.md").is_file() else ""
     resumed = f"- forms_resumed: {kept:.2f}" in card
     ok = proc.returncode == 130 and stopped_in < 5 and kept > 0 and not left and again.returncode == 0 and resumed

@@ -181,7 +181,7 @@ def _build(root: Path, out: Path, method: str) -> pd.DataFrame:
             "--set",
             "export.write_png=false",
             "--set",
-            "segment.align_steps=20",
+            "segment.align_steps=10",
             "--set",
             "segment.align_rounds=1",
         ],

@@ -296,7 +296,7 @@ def test_bad_box_source_is_a_clear_error(synth_corpus: Path, tmp_path: Path) -> 
 def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corpus: Path, tmp_path: Path) -> None:
     from iamchars.boxgap import box_gap
 
-    overrides = ["train.model='lenet5'", "train.batch_size=64", "train.channels_last=false", "train.threads=1"]
+    overrides = ["train.model='lenet5'", "train.batch_size=64", "train.channels_last=false"]
     overrides += ["segment.align_steps=10", "segment.align_rounds=1"]  # the default method, quickly
     rows = box_gap(synth_corpus, tmp_path, overrides, epochs=2, seeds=2, align_seeds=2)
     assert [(r["seed"], r["align_seed"]) for r in rows] == [(0, 0), (1, 1)]

@@ -32,7 +32,6 @@ from iamchars.fileio import atomic_path, read_table, write_json, write_png, writ
 from iamchars.iam.corpus import IAMCorpus, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.parallel import ordered_map, resolve_workers
-from iamchars.segment.corpus_align import align_corpus
 from iamchars.segment.pipeline import line_geometry
 from iamchars.segment.runner import BOX_COLUMNS, boxes_table, load_line_images, segment_form
 from iamchars.segment.selfcheck import summarize_check
@@ -350,6 +349,8 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     t1 = time.perf_counter()
     aligned: dict[str, np.ndarray] = {}
     if gt is None and cfg.segment.method == "aligned" and todo:
+        from iamchars.segment.corpus_align import align_corpus  # torch: only the learned method loads it
+
         aligned = align_corpus(
             Path(root),
             lines_by_form,
