@@ -25,13 +25,18 @@ def pick_device(name: str, option: str = "--device") -> torch.device:
 @contextmanager
 def deterministic() -> Iterator[None]:
     """Deterministic kernels inside the block (the backward of indexing otherwise adds in whatever order the
-    threads finish), so that the same inputs and seed give the same bytes; the caller's setting after it."""
+    threads finish), so that the same inputs and seed give the same bytes; the caller's setting after it.
+    Deterministic mode would also fill every new tensor with NaN, a debugging aid that costs the aligner's
+    training 5% of its time and changes no result: that stays off."""
     before = torch.are_deterministic_algorithms_enabled()
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before)
+        torch.utils.deterministic.fill_uninitialized_memory = fill_before  # type: ignore[attr-defined]
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
