@@ -141,7 +141,10 @@ class SegmentConfig:
     align_rounds: int = bounded(3, 1, 20)
     """`aligned`: rounds of self-training (re-align, learn again)."""
     align_steps: int = bounded(600, 10, 1_000_000)
-    """`aligned`: optimiser steps of each network (one per writer fold and round)."""
+    """`aligned`: optimiser steps of each network (one per writer fold and round), at most."""
+    align_epochs: float = bounded(50.0, 1.0, 100_000.0)
+    """`aligned`: at most this many passes over the words a network learns from: a small corpus's networks
+    stop sooner, before they learn its first cuts' mistakes by heart."""
     align_sample_words: int = bounded(4000, 10, 10_000_000)
     """`aligned`: words per writer fold that the networks learn from."""
     align_reach: float = bounded(1.4, 0.0, 3.0)

@@ -157,6 +157,16 @@ def test_training_segments_mark_the_shifted_ones() -> None:
     assert (moved >= 0.25 * 10 - 1e-9).all() and (ends > starts).all()
 
 
+def test_a_small_corpus_networks_stop_after_so_many_passes_over_their_words() -> None:
+    from iamchars.segment.selftrain import SelfTrainingPlan, steps_for
+
+    plan = SelfTrainingPlan(steps=600, epochs=50.0, words_per_batch=32)
+    assert steps_for(4000, plan) == 600  # IAM, pen-dev: the step budget binds
+    assert steps_for(384, plan) == 600
+    assert steps_for(147, plan) == 230  # a few hundred words: 50 passes, ceil(50 * 147 / 32)
+    assert steps_for(0, plan) == 1
+
+
 def test_cut_cache_round_trip(tmp_path: Path) -> None:
     cuts = {"a-00-00": np.array([0.0, 3.5, 9.0]), "a-00-01": np.array([0.0, 12.0])}
     save_cuts(tmp_path / "cuts.npz", cuts)

@@ -65,6 +65,7 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
     return SelfTrainingPlan(
         rounds=cfg.align_rounds,
         steps=cfg.align_steps,
+        epochs=cfg.align_epochs,
         sample_words=cfg.align_sample_words,
         reach=cfg.align_reach,
         candidates=cfg.align_candidates,
