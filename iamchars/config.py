@@ -144,7 +144,7 @@ class SegmentConfig:
     """`aligned`: optimiser steps of each network (one per writer fold and round), at most."""
     align_epochs: float = bounded(50.0, 1.0, 100_000.0)
     """`aligned`: at most this many passes over the words a network learns from: a small corpus's networks
-    stop sooner, before they learn its first cuts' mistakes by heart."""
+    stop sooner (the step budget binds on IAM and pen-dev)."""
     align_sample_words: int = bounded(4000, 10, 10_000_000)
     """`aligned`: words per writer fold that the networks learn from."""
     align_reach: float = bounded(1.4, 0.0, 3.0)
