@@ -132,9 +132,9 @@ class SegmentConfig:
     stray_share: float = bounded(1.0, 0.0, 100.0)
     """How much ink (in the rest of the word's mean pixels per character) such a group may hold at most."""
     stop_share: float = bounded(0.25, 0.0, 100.0)
-    """A mark after a word's last letter, past any blank, below the line's ink mean and holding at most this
-    share of the word's ink per character, is a full stop or comma that the transcription leaves out
-    (`refine.word_end`); 0 keeps it."""
+    """A mark after a word's last letter, past a blank of at least a tenth of a character width
+    (`refine.STOP_GAP`), below the line's ink mean and holding at most this share of the word's ink per
+    character, is a full stop or comma that the transcription leaves out (`refine.word_end`); 0 keeps it."""
     dot_reach: float = bounded(1.0, 0.0, 5.0)
     """A small mark above the line's middle, touching no other ink, goes to the nearest i or j whose stem is
     within this many mean character widths (a dot written over the next letter); 0 leaves marks to the cuts."""
