@@ -1,16 +1,20 @@
-"""Network pieces shared by the segmentation's aligner and the trainer: device choice and layers.
+"""Network pieces shared by the segmentation's aligner and the trainer: device choice, layers, saving.
 
 It sits below both `segment/` and `train/`, so the aligner never imports the trainer."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from iamchars.errors import UserError
+from iamchars.fileio import atomic_open
 
 
 def pick_device(name: str, option: str = "--device") -> torch.device:
@@ -37,6 +41,15 @@ def deterministic() -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(before)
         torch.utils.deterministic.fill_uninitialized_memory = fill_before  # type: ignore[attr-defined]
+
+
+def save_state(path: Path, state: Any) -> None:
+    """`torch.save`, atomically and byte for byte the same for the same state: saved to a file, torch names
+    the archive's records after the file, which is a random temporary name here."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:

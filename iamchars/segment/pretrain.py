@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 
 from iamchars.config import SegmentConfig, SplitConfig, SynthConfig
-from iamchars.fileio import atomic_path
 from iamchars.fonts import load_font
 from iamchars.iam.corpus import load_corpus
+from iamchars.nn import save_state
 from iamchars.parallel import usable_cpus
 from iamchars.segment.alignment import ALPHABET, AlignmentWord, strip_image
 from iamchars.segment.pipeline import line_char_width, prepare_line
@@ -105,8 +105,7 @@ def main(argv: list[str]) -> int:
         words = words_with_true_cuts(root, SegmentConfig(stray_gap=0.0, stop_share=0.0))
     print(f"{len(words):,} words with true cuts; fitting {STEPS} steps", flush=True)
     state = pretrain(words, STEPS, torch.device("cpu"))
-    with atomic_path(out) as tmp_path:
-        torch.save(state, tmp_path)
+    save_state(out, state)
     print(f"weights: {out}")
     return 0
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import io
 import itertools
 import math
 import shutil
@@ -24,7 +23,8 @@ from torch import nn
 
 from iamchars.config import TrainConfig
 from iamchars.errors import UserError
-from iamchars.fileio import atomic_open, atomic_path, write_json
+from iamchars.fileio import atomic_path, write_json
+from iamchars.nn import save_state
 from iamchars.parallel import usable_cpus
 from iamchars.train.data import (
     Dataset,
@@ -139,13 +139,6 @@ def evaluate_split(model: nn.Module, split: Split, class_chars: list[str]) -> tu
     metrics = report(logits, split.labels, class_chars)
     metrics["loss"] = float(F.cross_entropy(logits, split.labels).item()) if len(split) else float("nan")
     return metrics, logits
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with atomic_open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
 
 
 class CheckpointError(UserError, ValueError):
@@ -401,9 +394,9 @@ def train(
             "steps_per_epoch": steps_per_epoch,
         }
         if ctx.is_main:
-            _save_checkpoint(last, state)
+            save_state(last, state)
             if improved:
-                _save_checkpoint(out / "checkpoints" / "best.pt", state)
+                save_state(out / "checkpoints" / "best.pt", state)
             _write_history(out / "history.csv", history)
         log(
             f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
