@@ -237,19 +237,26 @@ def test_shipped_weights_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
         initial_weights(str(tmp_path / "bad.pt"))
 
 
-def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights(synth_corpus: Path, tmp_path: Path) -> None:
+def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights_the_same_bytes_anywhere(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
     import torch
 
     from iamchars.config import SegmentConfig
+    from iamchars.nn import save_state
     from iamchars.segment.corpus_align import initial_weights
     from iamchars.segment.pretrain import pretrain, words_with_true_cuts
 
     words = words_with_true_cuts(synth_corpus, SegmentConfig())
     assert len(words) > 200 and all(np.all(np.diff(w.cuts) >= 1) for w in words)
     state = pretrain(words, steps=3, device=torch.device("cpu"))
-    torch.save(state, tmp_path / "w.pt")
+    save_state(tmp_path / "w.pt", state)
+    save_state(tmp_path / "other name.pt", state)
     loaded = initial_weights(str(tmp_path / "w.pt"))
     assert loaded is not None and all(torch.equal(loaded[k], state[k]) for k in state)
+    # `make aligner-weights` rebuilds the shipped file byte for byte: nothing in it depends on the file's name
+    assert (tmp_path / "w.pt").read_bytes() == (tmp_path / "other name.pt").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other name.pt", "w.pt"]  # no temporary file left
 
 
 def test_missing_aligner_weights_fail_in_one_line_before_any_work(synth_corpus: Path, tmp_path: Path) -> None:
