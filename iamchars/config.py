@@ -87,6 +87,8 @@ class SynthConfig:
     monoline: float = bounded(0.0, 0.0, 1.0)
     """Share of writers whose glyphs are redrawn as one even pen line along their skeleton (ballpoint
     handwriting, like IAM's), not the font's own strokes."""
+    joins: float = bounded(0.0, 0.0, 1.0)
+    """Share of writers who join neighbouring letters with connecting strokes, as cursive hands do."""
     workers: int = bounded(0, 0, 512, shapes_output=False)
     """Worker processes (0: one per CPU this process may use)."""
 

@@ -141,6 +141,25 @@ def test_monoline_writers_draw_glyphs_as_an_even_pen_line() -> None:
     assert writer_style("kalam", np.random.default_rng(1)).pen == 0.0  # other corpora keep their bytes
 
 
+def test_joining_writers_connect_letters_and_split_each_join_between_its_two_letters() -> None:
+    style = replace(writer_style("kalam", np.random.default_rng(3), joins=1.0), jitter_scale=0.0, pressure=0.0)
+    assert 0.5 <= style.joins <= 1.0
+    font = load_font("kalam", style.size, style.stroke)
+    joined = render_line(["minimum"], replace(style, joins=1.0), font, np.random.default_rng(2))
+    apart = render_line(["minimum"], replace(style, joins=0.0), font, np.random.default_rng(2))
+    pieces = [cv2.connectedComponents((line.alpha > 127).astype(np.uint8))[0] - 1 for line in (joined, apart)]
+    assert pieces[0] < pieces[1], pieces  # the joins connect letters that stood apart
+    added = (joined.alpha > 127) & (apart.alpha <= 127)
+    assert added.sum() > 0 and (joined.labels[added & (joined.alpha > 96)] > 0).all()  # every join pixel is owned
+    boxes, alone = char_boxes(joined), char_boxes(apart)
+    assert joined.owners == apart.owners and (np.diff(boxes[:, 0]) > 0).all()
+    grown = (boxes[:, 0] < alone[:, 0]) | (boxes[:, 0] + boxes[:, 2] > alone[:, 0] + alone[:, 2])
+    assert grown[:-1].any() and grown[1:].any()  # letters reach out to their joins on both sides
+    for k, (x, y, w, h) in enumerate(boxes, start=1):
+        ys, xs = np.nonzero(joined.labels == k)
+        assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x, y, x + w, y + h)
+
+
 def test_render_form_is_a_pure_function_of_seed_and_index() -> None:
     cfg = SynthConfig(lines_per_form=2, seed=3)
     a, images_a = render_form(1, cfg)

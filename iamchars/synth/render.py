@@ -38,6 +38,8 @@ class WriterStyle:
     pen: float = 0.0
     """Pen diameter (pixels) when the writer's glyphs are redrawn as one even pen line along their
     skeleton, as ballpoint handwriting is; 0 keeps the font's own strokes."""
+    joins: float = 0.0
+    """Chance that two neighbouring letters of a word are joined by a connecting stroke (cursive writers)."""
 
 
 PEN_DIAMETER = (2.5, 7.0)
@@ -45,10 +47,14 @@ PEN_DIAMETER = (2.5, 7.0)
 x-heights of 24 to 38 px; the range reaches thicker pens as well."""
 
 
-def writer_style(font: str, rng: np.random.Generator, monoline: float = 0.0) -> WriterStyle:
+JOIN_CHANCE = (0.5, 1.0)
+"""How often a joining writer connects two neighbouring letters."""
+
+
+def writer_style(font: str, rng: np.random.Generator, monoline: float = 0.0, joins: float = 0.0) -> WriterStyle:
     """A writer: one font with its own size, slant, stroke, ink and spacing habits; with probability
-    `monoline` a pen that redraws the font's glyphs as even lines (drawn last, so that corpora without
-    monoline writers do not change)."""
+    `monoline` a pen that redraws the font's glyphs as even lines, with probability `joins` the habit of
+    joining letters (both drawn last, so that corpora without them do not change)."""
     size = int(rng.integers(58, 82))
     style = WriterStyle(
         font=font,
@@ -66,6 +72,8 @@ def writer_style(font: str, rng: np.random.Generator, monoline: float = 0.0) -> 
     )
     if monoline > 0 and rng.random() < monoline:
         style = replace(style, stroke=0, pen=float(rng.uniform(*PEN_DIAMETER)))
+    if joins > 0 and rng.random() < joins:
+        style = replace(style, joins=float(rng.uniform(*JOIN_CHANCE)))
     return style
 
 
@@ -153,8 +161,52 @@ def render_line(tokens: list[str], style: WriterStyle, font: FontMetrics, rng: n
             owners.append((t_index, c_index))
             _place(canvas, best, labels, bitmap, x, y, len(owners))
             pen += glyph.advance * scale
+        if style.joins > 0:
+            first = len(owners) - len(token) + 1
+            for k in range(first, len(owners)):
+                if rng.random() < style.joins:
+                    _join(canvas, labels, k, baseline, style, rng)
         pen += style.word_gap * rng.uniform(0.8, 1.25)
     return RenderedLine(canvas, labels, owners, baseline)
+
+
+def _stroke_width(labels: np.ndarray, label: int) -> float:
+    """A glyph's stroke width: its ink area over the length of its skeleton."""
+    ys, xs = np.nonzero(labels == label)
+    mask = labels[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] == label
+    return float(mask.sum()) / max(int(skeletonize(mask).sum()), 1)
+
+
+def _join(
+    canvas: np.ndarray, labels: np.ndarray, left: int, baseline: int, style: WriterStyle, rng: np.random.Generator
+) -> None:
+    """A connecting stroke from letter `left`'s lowest right-hand ink to letter `left + 1`'s left-hand ink,
+    both in the lower half of the x-height, sagging a little below the straight line, as a cursive hand joins letters.
+    Each half goes to the letter it leaves or reaches (the cut between them falls in its middle)."""
+    low, high = baseline - int(0.3 * style.size), baseline + int(0.05 * style.size)  # no descenders
+    ys_a, xs_a = np.nonzero(labels[low:high] == left)
+    ys_b, xs_b = np.nonzero(labels[low:high] == left + 1)
+    if len(xs_a) == 0 or len(xs_b) == 0:
+        return
+    a = int(np.argmax(xs_a * 4 + ys_a))  # rightmost, then lowest
+    b = int(np.argmin(xs_b * 4 - ys_b))  # leftmost, then lowest
+    start = np.array([xs_a[a], ys_a[a] + low], float)
+    end = np.array([xs_b[b], ys_b[b] + low], float)
+    gap = end[0] - start[0]
+    if gap < 2 or gap > 0.6 * style.size:
+        return
+    sag = np.array([0.0, gap * rng.uniform(0.1, 0.4)])
+    t = np.linspace(0, 1, 24)[:, None]
+    curve = (1 - t) ** 2 * start + 2 * t * (1 - t) * ((start + end) / 2 + sag) + t**2 * end
+    width = max(1, round(style.pen or _stroke_width(labels, left)))
+    stroke = np.zeros_like(canvas)
+    points = np.rint(curve * 4).astype(np.int32)  # 2 fractional bits for cv2's subpixel drawing
+    cv2.polylines(stroke, [points], False, 255, width, cv2.LINE_AA, shift=2)
+    new = (stroke > INK_LABEL_THRESHOLD) & (labels == 0)
+    columns = np.arange(canvas.shape[1])[None, :]
+    labels[new & (columns < (start[0] + end[0]) / 2)] = left
+    labels[new & (columns >= (start[0] + end[0]) / 2)] = left + 1
+    np.maximum(canvas, stroke, out=canvas)
 
 
 def warp_line(line: RenderedLine, style: WriterStyle, rng: np.random.Generator) -> RenderedLine:
