@@ -181,8 +181,8 @@ def _join(
     canvas: np.ndarray, labels: np.ndarray, left: int, baseline: int, style: WriterStyle, rng: np.random.Generator
 ) -> None:
     """A connecting stroke from letter `left`'s lowest right-hand ink to letter `left + 1`'s left-hand ink,
-    both in the lower half of the x-height, sagging a little below the straight line, as a cursive hand joins letters.
-    Each half goes to the letter it leaves or reaches (the cut between them falls in its middle)."""
+    both in the lower part of the x-height, sagging a little, as a cursive hand joins letters. Each half goes
+    to the letter it leaves or reaches, so the true cut between them falls in the join's middle."""
     low, high = baseline - int(0.3 * style.size), baseline + int(0.05 * style.size)  # no descenders
     ys_a, xs_a = np.nonzero(labels[low:high] == left)
     ys_b, xs_b = np.nonzero(labels[low:high] == left + 1)
