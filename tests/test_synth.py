@@ -17,7 +17,7 @@ from iamchars.fileio import read_gray
 from iamchars.fonts import load_font
 from iamchars.iam.corpus import load_corpus
 from iamchars.synth.corpus import render_form, writer_font
-from iamchars.synth.render import char_boxes, render_line, writer_style
+from iamchars.synth.render import INK_LABEL_THRESHOLD, char_boxes, render_line, writer_style
 from iamchars.synth.text import fill_lines, make_faker, sentence_tokens
 
 runner = CliRunner()
@@ -150,7 +150,8 @@ def test_joining_writers_connect_letters_and_split_each_join_between_its_two_let
     pieces = [cv2.connectedComponents((line.alpha > 127).astype(np.uint8))[0] - 1 for line in (joined, apart)]
     assert pieces[0] < pieces[1], pieces  # the joins connect letters that stood apart
     added = (joined.alpha > 127) & (apart.alpha <= 127)
-    assert added.sum() > 0 and (joined.labels[added & (joined.alpha > 96)] > 0).all()  # every join pixel is owned
+    owned_ink = added & (joined.alpha > INK_LABEL_THRESHOLD)
+    assert added.sum() > 0 and (joined.labels[owned_ink] > 0).all()  # every join pixel is owned
     boxes, alone = char_boxes(joined), char_boxes(apart)
     assert joined.owners == apart.owners and (np.diff(boxes[:, 0]) > 0).all()
     grown = (boxes[:, 0] < alone[:, 0]) | (boxes[:, 0] + boxes[:, 2] > alone[:, 0] + alone[:, 2])

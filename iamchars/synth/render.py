@@ -203,9 +203,9 @@ def _join(
     points = np.rint(curve * 4).astype(np.int32)  # 2 fractional bits for cv2's subpixel drawing
     cv2.polylines(stroke, [points], False, 255, width, cv2.LINE_AA, shift=2)
     new = (stroke > INK_LABEL_THRESHOLD) & (labels == 0)
-    columns = np.arange(canvas.shape[1])[None, :]
-    labels[new & (columns < (start[0] + end[0]) / 2)] = left
-    labels[new & (columns >= (start[0] + end[0]) / 2)] = left + 1
+    second_half = np.arange(canvas.shape[1])[None, :] >= (start[0] + end[0]) / 2
+    labels[new & ~second_half] = left
+    labels[new & second_half] = left + 1
     np.maximum(canvas, stroke, out=canvas)
 
 
