@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from iamchars.segment.alignment import (
     segment_pairs,
     stretch_word,
     strip_image,
+    thicken_pen,
     training_segments,
     viterbi_cuts,
     with_neighbour_stroke,
@@ -27,6 +29,7 @@ from iamchars.segment.alignment import (
 from iamchars.segment.corpus_align import load_cuts, save_cuts
 from iamchars.segment.evaluate import evaluate
 from iamchars.segment.refine import WordInk, WordStrip
+from iamchars.segment.selftrain import PEN_GROWTH, SelfTrainingPlan, augmented
 
 runner = CliRunner()
 
@@ -146,6 +149,27 @@ def test_a_neighbours_stroke_lands_outside_the_cuts_and_survives_stretching() ->
     wide = stretch_word(before, np.array([2.0, 1.0]))
     np.testing.assert_allclose(wide.cuts, [shift, shift + 10.0, shift + 15.0])
     assert np.array_equal(wide.strip[:, : int(shift * 2)], before.strip[:, : int(shift * 2)])  # the stroke as it was
+
+
+def test_a_wider_pen_grows_every_stroke_and_keeps_cuts_and_size() -> None:
+    strip = np.zeros((STRIP_ROWS, 30), np.uint8)
+    strip[8:24, 5] = 255  # a downstroke, one column wide
+    strip[16, 12:25] = 180  # a join, one row high, fainter
+    word = AlignmentWord("w", "x", "il", strip, 1.0, np.array([4.0, 10.0, 26.0]), 26)
+    for rows, columns in PEN_GROWTH:
+        wide = thicken_pen(word, rows, columns)
+        assert wide.strip.shape == strip.shape and np.array_equal(wide.cuts, word.cuts) and wide.length == 26
+        assert (wide.strip >= strip).all()  # ink only grows
+        assert (wide.strip[8:24] == 255).sum(axis=1).max() == 1 + columns  # the downstroke, columns wider
+        assert (wide.strip[:, 18] > 0).sum() == 1 + rows  # the join, rows higher
+        assert wide.strip[:, 18].max() == 180  # grey stays grey
+    growth = [thicken_pen(word, r, c).strip.astype(bool).sum() - strip.astype(bool).sum() for r, c in PEN_GROWTH]
+    assert min(growth) > 0
+    plain = SelfTrainingPlan(stretch=0.0, stretch_word=0.0, neighbours=0.0, pen=0.0)
+    rng = np.random.default_rng(0)
+    assert all(np.array_equal(augmented(word, word.cuts, plain, rng, strip).strip, strip) for _ in range(5))
+    inked = [augmented(word, word.cuts, replace(plain, pen=1.0), rng, strip).strip.astype(bool).sum() for _ in range(5)]
+    assert min(inked) > strip.astype(bool).sum()  # every copy in a wider pen
 
 
 def test_training_segments_mark_the_shifted_ones() -> None:

@@ -161,6 +161,15 @@ def stretch_word(word: AlignmentWord, factors: np.ndarray) -> AlignmentWord:
     )
 
 
+def thicken_pen(word: AlignmentWord, rows: int, columns: int) -> AlignmentWord:
+    """The word as if written with a wider pen: its strip's ink grown by `rows` x `columns` strip pixels (grey
+    dilation). Pens differ from writer to writer, and IAM's scans hold strokes about twice as wide for their
+    size as pen-dev's: copies in a wider pen teach the network that stroke width is not what identifies a
+    letter, and that touching strokes still hold a boundary."""
+    kernel = np.ones((rows + 1, columns + 1), np.uint8)
+    return replace(word, strip=cv2.dilate(word.strip, kernel, anchor=(columns // 2, rows // 2)))
+
+
 def neighbour_stroke(rng: np.random.Generator, donor: np.ndarray) -> np.ndarray:
     """A stroke that is no character of the word it lands in, as a (STRIP_ROWS, columns) uint8 strip: a full
     stop, comma, hyphen or quote at its usual height, or the first columns of another word's strip."""

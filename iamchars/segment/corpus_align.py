@@ -76,6 +76,7 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
         prior_weight=cfg.align_prior_weight,
         stretch=cfg.align_stretch,
         stretch_word=cfg.align_stretch_word,
+        pen=cfg.align_pen,
         seed=cfg.align_seed,
     )
 
