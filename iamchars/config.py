@@ -174,8 +174,8 @@ class SegmentConfig:
     """`aligned`: half-range (log scale) of the random width of a whole training copy; with both at 0 the
     networks learn from the words as they are."""
     align_pen: float = bounded(0.5, 0.0, 1.0)
-    """`aligned`: chance that a training copy of a word is drawn in a wider pen: +1 point at IoU >= 0.5 on
-    pen-dev redrawn in thick pens, level on pen-dev itself (docs/DESIGN.md); 0 shows every word in its own."""
+    """`aligned`: chance that a training copy of a word is drawn in a wider pen: +0.5 to +1.1 points at IoU >=
+    0.5 on pen-dev redrawn in thick pens, level on pen-dev itself (docs/DESIGN.md); 0 shows every word in its own."""
     align_init: str = "builtin"
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
     (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""
