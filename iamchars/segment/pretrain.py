@@ -85,8 +85,8 @@ def words_with_true_cuts(root: Path, cfg: SegmentConfig) -> list[AlignmentWord]:
 def pretrain(words: list[AlignmentWord], steps: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
     index = {ch: i for i, ch in enumerate(ALPHABET)}
     learn = [i for i, w in enumerate(words) if all(ch in index for ch in w.text)]
-    # stretched fonts and neighbour strokes: no gain on pen-dev; wider pens not measured here (DESIGN.md)
-    plan = SelfTrainingPlan(steps=steps, stretch=0.0, stretch_word=0.0, neighbours=0.0, pen=0.0)
+    # stretched fonts and neighbour strokes: no gain on pen-dev (DESIGN.md)
+    plan = SelfTrainingPlan(steps=steps, stretch=0.0, stretch_word=0.0, neighbours=0.0)
     net = fit_segment_net(words, [w.cuts for w in words], learn, index, plan, seed, device, init=None)
     return {k: v.cpu() for k, v in net.state_dict().items()}
 

@@ -69,7 +69,7 @@ class SelfTrainingPlan:
     neighbours: float = 0.3
     """Chance that a training word gets a stroke of no character of its own just after its ink (a third as
     often before it): a full stop, comma, hyphen, quote or the start of another word."""
-    pen: float = 0.5
+    pen: float = 0.0
     """Chance that a training word is shown in a wider pen (`alignment.thicken_pen`, grown by one of
     `PEN_GROWTH`)."""
 
