@@ -175,7 +175,7 @@ class SegmentConfig:
     networks learn from the words as they are."""
     align_pen: float = bounded(0.0, 0.0, 1.0)
     """`aligned`: chance that a training copy of a word is drawn in a wider pen. 0.5 gains 0.5 to 1.1 points at
-    IoU >= 0.5 on pen-dev redrawn in thick pens, is level on pen-dev, but cost the recogniser 1.6 points more
+    IoU >= 0.5 on pen-dev redrawn in thick pens, is level on pen-dev, but cost the recogniser 1.5 points more
     box gap on pen-dev (one aligner seed; docs/DESIGN.md): worth trying on thick-pen scans."""
     align_init: str = "builtin"
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
