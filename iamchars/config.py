@@ -177,6 +177,10 @@ class SegmentConfig:
     """`aligned`: chance that a training copy of a word is drawn in a wider pen. 0.5 gains 0.5 to 1.1 points at
     IoU >= 0.5 on pen-dev redrawn in thick pens, is level on pen-dev, but cost the recogniser 1.5 points more
     box gap on pen-dev (one aligner seed; docs/DESIGN.md): worth trying on thick-pen scans."""
+    align_decode: str = one_of("mean", "viterbi")
+    """`aligned`: each inner cut at its posterior mean over all cut sequences ("mean"), or the single best
+    sequence ("viterbi", the default until 2026-11-26): the mean gains 1.1 points at IoU >= 0.5 on pen-dev
+    (two aligner seeds) and 2.0 on its thick-pen probe (docs/DESIGN.md)."""
     align_init: str = "builtin"
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
     (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""

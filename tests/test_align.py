@@ -18,6 +18,7 @@ from iamchars.segment.alignment import (
     candidate_cuts,
     end_candidates,
     neighbour_stroke,
+    posterior_mean_cuts,
     segment_pairs,
     stretch_word,
     strip_image,
@@ -90,6 +91,36 @@ def test_viterbi_never_crosses_cuts() -> None:
     logp = np.where(ends - starts < 0, 50.0, 0.0)  # a crossed pair would score highest if it were allowed
     best = viterbi_cuts(candidates, logp, [np.zeros(len(c)) for c in candidates])
     assert np.all(np.diff(best) >= 1)
+
+
+def test_posterior_mean_cuts_average_every_ordered_sequence() -> None:
+    candidates = [np.array([0.0]), np.array([4.0, 8.0, 12.0]), np.array([6.0, 10.0, 14.0]), np.array([20.0])]
+    logp = np.random.default_rng(3).normal(0.0, 2.0, len(segment_pairs(candidates)[0]))
+    move = [np.zeros(1), np.array([-1.0, 0.0, -0.5]), np.array([0.0, -0.2, -2.0]), np.zeros(1)]
+    # brute force over the 9 sequences, crossed or too narrow ones left out
+    weights, seconds, thirds = [], [], []
+    for j, k in itertools.product(range(3), range(3)):
+        a, b = candidates[1][j], candidates[2][k]
+        if b - a < 1:
+            continue
+        score = logp[j] + logp[3 + 3 * j + k] + logp[12 + k] + move[1][j] + move[2][k]
+        weights.append(np.exp(score))
+        seconds.append(a)
+        thirds.append(b)
+    w = np.array(weights) / np.sum(weights)
+    mean = posterior_mean_cuts(candidates, logp, move)
+    np.testing.assert_allclose(mean, [0.0, w @ seconds, w @ thirds, 20.0])
+    assert np.all(np.diff(mean) >= 1)
+    # a posterior sure of one sequence gives Viterbi's cuts
+    sure = 40 * logp
+    np.testing.assert_allclose(posterior_mean_cuts(candidates, sure, move), viterbi_cuts(candidates, sure, move))
+    # free ends: each at its likeliest place, the inner cuts averaged between them and never crossing them
+    free = [np.array([0.0, 7.0]), candidates[1], candidates[2], np.array([20.0, 13.0])]
+    pairs = len(segment_pairs(free)[0])
+    for seed in range(20):
+        logp = np.random.default_rng(seed).normal(0.0, 3.0, pairs)
+        cuts = posterior_mean_cuts(free, logp, [np.zeros(len(c)) for c in free])
+        assert cuts[0] in free[0] and cuts[-1] in free[-1] and np.all(np.diff(cuts) >= 1)
 
 
 def test_a_strip_holds_the_line_band_at_a_fixed_height() -> None:

@@ -77,6 +77,7 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
         stretch=cfg.align_stretch,
         stretch_word=cfg.align_stretch_word,
         pen=cfg.align_pen,
+        decode=cfg.align_decode,
         seed=cfg.align_seed,
     )
 

@@ -2,7 +2,7 @@
 
 Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a `SegmentNet` (started from
 the pretrained weights, `pretrain.py`) learns from the other folds' current cuts and re-aligns this fold's
-words (`alignment.viterbi_cuts`): no word is ever re-aligned by a network that saw its writer, so the
+words (`alignment.posterior_mean_cuts`): no word is ever re-aligned by a network that saw its writer, so the
 network's own mistakes are not simply confirmed. Intermediate rounds work on a sample of words; the last one
 re-aligns every word. Nothing here reads files."""
 
@@ -28,6 +28,7 @@ from iamchars.segment.alignment import (
     candidate_cuts,
     end_candidates,
     neighbour_stroke,
+    posterior_mean_cuts,
     segment_pairs,
     stretch_word,
     thicken_pen,
@@ -70,6 +71,9 @@ class SelfTrainingPlan:
     """Chance that a training word gets a stroke of no character of its own just after its ink (a third as
     often before it): a full stop, comma, hyphen, quote or the start of another word."""
     pen: float = 0.0
+    decode: str = "mean"
+    """How a word's cuts are read from its scored candidates: "mean" (each inner cut's posterior mean,
+    `alignment.posterior_mean_cuts`) or "viterbi" (the best sequence)."""
     """Chance that a training word is shown in a wider pen (`alignment.thicken_pen`, grown by one of
     `PEN_GROWTH`)."""
 
@@ -228,7 +232,7 @@ def realign(
     words_per_batch: int = 64,
 ) -> list[np.ndarray]:
     """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
-    candidate segment scored by the network, then Viterbi."""
+    candidate segment scored by the network, then each cut's posterior mean (or Viterbi's best sequence)."""
     out: dict[int, np.ndarray] = {}
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
@@ -258,5 +262,6 @@ def realign(
             pos += scored
             sigmas = [plan.end_sigma, *[plan.sigma] * (len(offsets) - 2), plan.end_sigma]
             move = [-0.5 * plan.prior_weight * (o / sigma) ** 2 for o, sigma in zip(offsets, sigmas, strict=True)]
-            out[i] = viterbi_cuts(candidates, scores, move)
+            decode = posterior_mean_cuts if plan.decode == "mean" else viterbi_cuts
+            out[i] = decode(candidates, scores, move)
     return [out[i] for i in targets]
