@@ -139,33 +139,23 @@ def viterbi_cuts(
     return np.array(path[::-1])
 
 
-def _marginals(
-    candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: list[np.ndarray], min_width: float
-) -> list[np.ndarray]:
-    """Posterior probability of every cut's candidates over all ordered cut sequences (forward-backward)."""
-    alpha = [np.asarray(move_logp[0], np.float64)]
-    scores: list[np.ndarray] = []
-    pos = 0
-    for i in range(len(candidates) - 1):
-        left, right = candidates[i], candidates[i + 1]
-        k = len(left) * len(right)
-        score = char_logp[pos : pos + k].reshape(len(left), len(right))
-        pos += k
-        scores.append(np.where(right[None, :] - left[:, None] >= min_width, score, -1e9))
-        alpha.append(_logsumexp(alpha[-1][:, None] + scores[-1], axis=0) + move_logp[i + 1])
-    beta = [np.zeros(len(candidates[-1]))]
-    for i in range(len(candidates) - 2, -1, -1):
-        beta.append(_logsumexp(scores[i] + (move_logp[i + 1] + beta[-1])[None, :], axis=1))
+def _marginals(weights: list[np.ndarray], prior: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Posterior probability of every cut's candidates over all ordered cut sequences (forward-backward in
+    linear space, each step renormalised): `weights[i]` holds exp(score) of character i's (left, right) pairs,
+    `prior[i]` exp(move) of cut i's candidates. None when no sequence has any weight left."""
+    alpha = [prior[0]]
+    for w, p in zip(weights, prior[1:], strict=True):
+        a = (alpha[-1] @ w) * p
+        alpha.append(a / a.sum())
+    beta = [np.ones(len(prior[-1]))]
+    for w, p in zip(weights[::-1], prior[:0:-1], strict=True):
+        b = w @ (p * beta[-1])
+        beta.append(b / b.sum())
     out = []
     for a, b in zip(alpha, beta[::-1], strict=True):
-        weight = np.exp(a + b - (a + b).max())
-        out.append(weight / weight.sum())
-    return out
-
-
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    peak = x.max(axis=axis, keepdims=True)
-    return np.squeeze(peak, axis) + np.log(np.exp(x - peak).sum(axis=axis))
+        joint = a * b
+        out.append(joint / joint.sum())
+    return out if all(np.isfinite(m).all() for m in out) else None
 
 
 def posterior_mean_cuts(
@@ -176,12 +166,22 @@ def posterior_mean_cuts(
     neighbouring places (candidates lie 0.2 character widths apart), the mean lands between them in proportion
     and a wrong guess costs less than Viterbi's all-or-nothing choice. The ends choose between the ink's end
     and a gap's edge; a place between those could cut through a stray stroke."""
-    move = [np.asarray(m, np.float64) for m in move_logp]
-    if len(candidates[0]) > 1 or len(candidates[-1]) > 1:
-        marginals = _marginals(candidates, char_logp, move, min_width)
-        for end in (0, -1):
-            move[end] = np.where(np.arange(len(move[end])) == np.argmax(marginals[end]), move[end], -1e9)
-    marginals = _marginals(candidates, char_logp, move, min_width)
+    weights, pos = [], 0
+    for left, right in itertools.pairwise(candidates):
+        k = len(left) * len(right)
+        score = char_logp[pos : pos + k].reshape(len(left), len(right))
+        pos += k
+        feasible = right[None, :] - left[:, None] >= min_width
+        weights.append(np.where(feasible, np.exp(score - score[feasible].max(initial=0.0)), 0.0))
+    prior = [np.exp(np.asarray(m, np.float64) - np.max(m)) for m in move_logp]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        marginals = _marginals(weights, prior)
+        if marginals is not None and (len(candidates[0]) > 1 or len(candidates[-1]) > 1):
+            for end in (0, -1):
+                prior[end] = (np.arange(len(prior[end])) == np.argmax(marginals[end])).astype(np.float64)
+            marginals = _marginals(weights, prior)
+    if marginals is None:
+        return viterbi_cuts(candidates, char_logp, move_logp, min_width)
     return np.array([float(p @ c) for p, c in zip(marginals, candidates, strict=True)])
 
 
