@@ -179,8 +179,8 @@ class SegmentConfig:
     box gap on pen-dev (one aligner seed; docs/DESIGN.md): worth trying on thick-pen scans."""
     align_decode: str = one_of("mean", "viterbi")
     """`aligned`: each inner cut at its posterior mean over all cut sequences ("mean"), or the single best
-    sequence ("viterbi", the default until 2026-11-26): the mean gains 1.1 points at IoU >= 0.5 on pen-dev
-    (two aligner seeds) and 2.0 on its thick-pen probe (docs/DESIGN.md)."""
+    sequence ("viterbi", the default until 2026-11-26): the mean gains 1.2 points at IoU >= 0.5 on pen-dev
+    (three aligner seeds) and 2.0 on its thick-pen probe (docs/DESIGN.md)."""
     align_init: str = "builtin"
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
     (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""

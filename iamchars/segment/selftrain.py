@@ -71,11 +71,11 @@ class SelfTrainingPlan:
     """Chance that a training word gets a stroke of no character of its own just after its ink (a third as
     often before it): a full stop, comma, hyphen, quote or the start of another word."""
     pen: float = 0.0
+    """Chance that a training word is shown in a wider pen (`alignment.thicken_pen`, grown by one of
+    `PEN_GROWTH`)."""
     decode: str = "mean"
     """How a word's cuts are read from its scored candidates: "mean" (each inner cut's posterior mean,
     `alignment.posterior_mean_cuts`) or "viterbi" (the best sequence)."""
-    """Chance that a training word is shown in a wider pen (`alignment.thicken_pen`, grown by one of
-    `PEN_GROWTH`)."""
 
 
 PEN_GROWTH = ((1, 0), (0, 1), (1, 1), (2, 1))
