@@ -113,6 +113,21 @@ def segment_pairs(candidates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return np.concatenate(starts), np.concatenate(ends)
 
 
+def pair_scores(
+    candidates: list[np.ndarray], char_logp: np.ndarray, min_width: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each character's (left cut, right cut) scores out of `char_logp` (laid out as `segment_pairs`), and
+    which of those pairs leave it at least `min_width`."""
+    out, pos = [], 0
+    for left, right in itertools.pairwise(candidates):
+        k = len(left) * len(right)
+        out.append(
+            (char_logp[pos : pos + k].reshape(len(left), len(right)), right[None, :] - left[:, None] >= min_width)
+        )
+        pos += k
+    return out
+
+
 def viterbi_cuts(
     candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: list[np.ndarray], min_width: float = MIN_SEGMENT
 ) -> np.ndarray:
@@ -121,13 +136,8 @@ def viterbi_cuts(
     n = len(candidates) - 1
     best = np.asarray(move_logp[0], np.float64)
     back: list[np.ndarray] = []
-    pos = 0
-    for i in range(n):
-        left, right = candidates[i], candidates[i + 1]
-        k = len(left) * len(right)
-        score = char_logp[pos : pos + k].reshape(len(left), len(right))
-        pos += k
-        score = np.where(right[None, :] - left[:, None] >= min_width, score, -1e9)
+    for i, (score, feasible) in enumerate(pair_scores(candidates, char_logp, min_width)):
+        score = np.where(feasible, score, -1e9)
         total = best[:, None] + score + move_logp[i + 1][None, :]
         back.append(np.argmax(total, axis=0))
         best = np.max(total, axis=0)
@@ -166,13 +176,10 @@ def posterior_mean_cuts(
     neighbouring places (candidates lie 0.2 character widths apart), the mean lands between them in proportion
     and a wrong guess costs less than Viterbi's all-or-nothing choice. The ends choose between the ink's end
     and a gap's edge; a place between those could cut through a stray stroke."""
-    weights, pos = [], 0
-    for left, right in itertools.pairwise(candidates):
-        k = len(left) * len(right)
-        score = char_logp[pos : pos + k].reshape(len(left), len(right))
-        pos += k
-        feasible = right[None, :] - left[:, None] >= min_width
-        weights.append(np.where(feasible, np.exp(score - score[feasible].max(initial=0.0)), 0.0))
+    weights = [
+        np.where(feasible, np.exp(score - score[feasible].max(initial=0.0)), 0.0)
+        for score, feasible in pair_scores(candidates, char_logp, min_width)
+    ]
     prior = [np.exp(np.asarray(m, np.float64) - np.max(m)) for m in move_logp]
     with np.errstate(invalid="ignore", divide="ignore"):
         marginals = _marginals(weights, prior)

@@ -234,6 +234,7 @@ def realign(
     """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
     candidate segment scored by the network, then each cut's posterior mean (or Viterbi's best sequence)."""
     out: dict[int, np.ndarray] = {}
+    decode = posterior_mean_cuts if plan.decode == "mean" else viterbi_cuts
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
         features = net.features(stack_strips([words[i].strip for i in ids], device))
@@ -262,6 +263,5 @@ def realign(
             pos += scored
             sigmas = [plan.end_sigma, *[plan.sigma] * (len(offsets) - 2), plan.end_sigma]
             move = [-0.5 * plan.prior_weight * (o / sigma) ** 2 for o, sigma in zip(offsets, sigmas, strict=True)]
-            decode = posterior_mean_cuts if plan.decode == "mean" else viterbi_cuts
             out[i] = decode(candidates, scores, move)
     return [out[i] for i in targets]
