@@ -176,10 +176,10 @@ def posterior_mean_cuts(
     neighbouring places (candidates lie 0.2 character widths apart), the mean lands between them in proportion
     and a wrong guess costs less than Viterbi's all-or-nothing choice. The ends choose between the ink's end
     and a gap's edge; a place between those could cut through a stray stroke."""
-    weights = [
-        np.where(feasible, np.exp(score - score[feasible].max(initial=0.0)), 0.0)
-        for score, feasible in pair_scores(candidates, char_logp, min_width)
-    ]
+    weights = []
+    for score, feasible in pair_scores(candidates, char_logp, min_width):
+        top = score[feasible].max() if feasible.any() else 0.0  # a character's best pair at weight 1: no underflow
+        weights.append(np.where(feasible, np.exp(score - top), 0.0))
     prior = [np.exp(np.asarray(m, np.float64) - np.max(m)) for m in move_logp]
     with np.errstate(invalid="ignore", divide="ignore"):
         marginals = _marginals(weights, prior)

@@ -81,6 +81,8 @@ class SelfTrainingPlan:
 PEN_GROWTH = ((1, 0), (0, 1), (1, 1), (2, 1))
 """Strip pixels (rows, columns) a wider pen adds. A strip row is 0.19 of the line ink's std and pen-dev's
 strokes are about 0.25 std wide (1.3 rows), so one more row brings them to about IAM's 0.48."""
+DECODERS = {"mean": posterior_mean_cuts, "viterbi": viterbi_cuts}
+"""`SelfTrainingPlan.decode`'s choices (`segment.align_decode`)."""
 
 Progress = Callable[[str, int], None]
 
@@ -234,7 +236,7 @@ def realign(
     """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
     candidate segment scored by the network, then each cut's posterior mean (or Viterbi's best sequence)."""
     out: dict[int, np.ndarray] = {}
-    decode = posterior_mean_cuts if plan.decode == "mean" else viterbi_cuts
+    decode = DECODERS[plan.decode]
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
         features = net.features(stack_strips([words[i].strip for i in ids], device))
