@@ -181,6 +181,14 @@ class SegmentConfig:
     """`aligned`: each inner cut at its posterior mean over all cut sequences ("mean"), or the single best
     sequence ("viterbi", the default until 2026-11-26): the mean gains 1.2 points at IoU >= 0.5 on pen-dev
     (three aligner seeds) and 2.0 on its thick-pen probe (docs/DESIGN.md)."""
+    align_runs: int = bounded(3, 1, 16)
+    """`aligned`: independent self-trainings (seeds apart) whose cuts are averaged, on a corpus of at most
+    align_runs_words words to re-align: three narrow the spread between seeds and gain 0.3 points at IoU >= 0.5
+    on pen-dev (92.30% against 91.99%, docs/DESIGN.md) for three times the alignment's time; 1 is the fast
+    choice."""
+    align_runs_words: int = bounded(5000, 0, 10_000_000)
+    """`aligned`: a corpus with more words to re-align than this gets one run (all of IAM: its 15-minute budget
+    on 2 cores holds one)."""
     align_init: str = "builtin"
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
     (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""

@@ -222,6 +222,33 @@ def test_a_small_corpus_networks_stop_after_so_many_passes_over_their_words() ->
     assert steps_for(0, plan) == 1
 
 
+def test_runs_average_inner_cuts_and_take_the_median_end() -> None:
+    from iamchars.segment.selftrain import combine_runs
+
+    # word 0: the runs disagree on the last end (ink end 30 twice, a gap's edge 26 once) and on the inner cut
+    runs = [
+        [np.array([0.0, 9.0, 30.0]), np.array([0.0, 5.0])],
+        [np.array([0.0, 12.0, 30.0]), np.array([0.0, 5.0])],
+        [np.array([2.0, 12.0, 26.0]), np.array([0.0, 5.0])],
+    ]
+    combined = combine_runs(runs)
+    np.testing.assert_allclose(combined[0], [0.0, 11.0, 30.0])  # 26 lies inside what two runs call ink
+    np.testing.assert_allclose(combined[1], [0.0, 5.0])
+    assert all(c is not r for c, r in zip(combined, runs[0], strict=True))  # no run's arrays handed back
+    agreed = [[np.array([0.0, 0.1, 0.7])] for _ in range(3)]  # (0.1 + 0.1 + 0.1) / 3 is not 0.1 in floats
+    assert combine_runs(agreed)[0].tolist() == [0.0, 0.1, 0.7]
+
+
+def test_small_corpora_get_several_runs_and_large_ones_one() -> None:
+    from iamchars.segment.selftrain import SelfTrainingPlan, runs_for
+
+    plan = SelfTrainingPlan(runs=3, runs_max_words=5000)
+    assert runs_for(773, plan) == 3  # pen-dev
+    assert runs_for(5000, plan) == 3
+    assert runs_for(115_320, plan) == 1  # all of IAM: its time budget holds one
+    assert runs_for(10, replace(plan, runs=1)) == 1
+
+
 def test_cut_cache_round_trip(tmp_path: Path) -> None:
     cuts = {"a-00-00": np.array([0.0, 3.5, 9.0]), "a-00-01": np.array([0.0, 12.0])}
     save_cuts(tmp_path / "cuts.npz", cuts)

@@ -22,7 +22,7 @@ from iamchars.segment.aligner import SegmentNet
 from iamchars.segment.alignment import ALPHABET, AlignmentWord
 from iamchars.segment.pretrain import WEIGHTS
 from iamchars.segment.runner import form_alignment_words
-from iamchars.segment.selftrain import SelfTrainingPlan, self_train
+from iamchars.segment.selftrain import SelfTrainingPlan, movable_words, runs_for, self_train
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
         stretch_word=cfg.align_stretch_word,
         pen=cfg.align_pen,
         decode=cfg.align_decode,
+        runs=cfg.align_runs,
+        runs_max_words=cfg.align_runs_words,
         seed=cfg.align_seed,
     )
 
@@ -107,9 +109,9 @@ def align_corpus(
     threads = torch.get_num_threads()
     torch.set_num_threads(usable_cpus())
     try:
-        multi = sum(len(w.text) > 1 for w in words)
-        sample = min(multi, plan.folds * plan.sample_words)
-        total = (plan.rounds - 1) * sample + multi
+        movable = int(movable_words(words).sum())
+        sample = min(movable, plan.folds * plan.sample_words)
+        total = runs_for(movable, plan) * ((plan.rounds - 1) * sample + movable)
         with tqdm(total=total, unit="word", desc="aligned: self-training", disable=not progress) as bar:
 
             def advance(what: str, done: int) -> None:
