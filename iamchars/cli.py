@@ -9,16 +9,20 @@ import dataclasses
 import functools
 import json
 import os
+import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from iamchars import __version__
 from iamchars.config import (
+    DEVICE_HELP,
+    DEVICE_PATTERN,
     ExportConfig,
     PipelineConfig,
     SegmentConfig,
@@ -29,6 +33,10 @@ from iamchars.config import (
     load_config,
 )
 from iamchars.errors import UserError
+from iamchars.fileio import refuse_overlap
+
+if TYPE_CHECKING:
+    import numpy as np
 
 app = typer.Typer(
     add_completion=False,
@@ -49,25 +57,30 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def command(name: str | None = None) -> Callable[[F], F]:
+RERUN = "run the same command again to go on from what was finished"
+
+
+def command(name: str | None = None, resume_hint: str = RERUN) -> Callable[[F], F]:
     """`app.command`, with every user-fixable error (and any OS error: a full disk, a read-only folder)
-    turned into one line and a non-zero exit instead of a traceback."""
+    turned into one line and a non-zero exit instead of a traceback. SIGTERM is handled like Ctrl-C (exit 143
+    instead of 130): one line saying how to go on (`resume_hint`)."""
 
     def register(fn: F) -> F:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
+            from iamchars.parallel import Terminated, raise_on_sigterm
+
             try:
-                return fn(*args, **kwargs)
+                with raise_on_sigterm():
+                    return fn(*args, **kwargs)
             except UserError as exc:
                 raise _fail(str(exc)) from None
             except OSError as exc:
                 where = f"{exc.filename}: " if exc.filename else ""
                 raise _fail(f"{where}{exc.strerror or exc}") from None
             except KeyboardInterrupt as exc:
-                from iamchars.parallel import Terminated
-
                 code = 143 if isinstance(exc, Terminated) else 130
-                raise _fail("interrupted; run the same command again to go on from what was finished", code) from None
+                raise _fail(f"interrupted; {resume_hint}", code) from None
 
         app.command(name)(run)
         return fn
@@ -88,7 +101,16 @@ def cfg_option(section: type, key: str, help: str, *flags: str) -> Any:
 
 EpochsOpt = Annotated[int | None, cfg_option(TrainConfig, "epochs", "passes over the training set")]
 BatchOpt = Annotated[int | None, cfg_option(TrainConfig, "batch_size", "images per step")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...", show_default="auto")]
+
+
+def _device(value: str | None) -> str | None:
+    """A device name checked at the door (exit 2), as the config checks its own."""
+    if value is not None and not re.fullmatch(DEVICE_PATTERN, value):
+        raise typer.BadParameter(f"{value!r}: must be {DEVICE_HELP}")
+    return value
+
+
+DeviceOpt = Annotated[str | None, typer.Option(help=DEVICE_HELP, show_default="auto", callback=_device)]
 ThreadsOpt = Annotated[
     int | None,
     cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use; 1 on a busy machine)"),
@@ -96,17 +118,26 @@ ThreadsOpt = Annotated[
 
 
 def _config(path: Path | None, overrides: list[str] | None, extra: dict[str, object]) -> PipelineConfig:
-    """Config file, then --set, then the explicit flags of a command (which win)."""
-    flags = [f"{k}={json.dumps(v)}" for k, v in extra.items() if v is not None]
+    """Config file, then --set, then the explicit flags of a command (which win, as typed values)."""
     try:
-        return load_config(path, [*(overrides or []), *flags])
+        return load_config(path, overrides or [], extra)
     except UserError as exc:
         raise _fail(str(exc), 2) from None
 
 
-def output_dir(path: Path, flag: str = "--out") -> Path:
-    """Check at the door, before any work, that an output folder can be made and written; nothing is left
-    behind by the check (a folder that does not exist yet is not created here)."""
+Inputs = dict[str, "Path | None"]
+
+
+def _refuse_overlap(outputs: dict[str, Path], inputs: Inputs | None, replaced: bool) -> None:
+    given = {flag: p for flag, p in (inputs or {}).items() if p is not None}
+    refuse_overlap(outputs, given, list(outputs) if replaced else [])
+
+
+def output_dir(path: Path, flag: str = "--out", inputs: Inputs | None = None, replaced: bool = False) -> Path:
+    """Check at the door, before any work, that an output folder can be made and written, and that it is
+    none of the command's `inputs` (flag -> path) nor lies inside one (nor, when the command `replaced` what
+    it holds, holds one); nothing is left behind by the check (a folder that does not exist is not made)."""
+    _refuse_overlap({flag: path}, inputs, replaced)
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path}: is a file, not a folder; give a folder path")
     existing = path
@@ -123,7 +154,9 @@ def output_dir(path: Path, flag: str = "--out") -> Path:
     return path
 
 
-def output_file(path: Path, flag: str = "--out") -> Path:
+def output_file(path: Path, flag: str = "--out", inputs: Inputs | None = None) -> Path:
+    """`output_dir`'s checks for an output file: not a folder, not an input, in a folder that can be written."""
+    _refuse_overlap({flag: path}, inputs, False)
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a folder; give a file name")
     output_dir(path.parent if str(path.parent) else Path("."), f"{flag} {path}: its folder")
@@ -162,7 +195,7 @@ def download(
     from iamchars.iam.download import DEFAULT_BASE_URL, IAMClient, import_local, resolve_credentials
     from iamchars.iam.download import download as run_download
 
-    output_dir(out)
+    output_dir(out, inputs={"--from": from_path, "--netrc": netrc_file})
     if from_path is not None:
         report = import_local(from_path, out)
     else:
@@ -198,7 +231,7 @@ def info(
 
     cfg = _config(config, set_, {"parse.strict": strict, "parse.check_images": check_images})
     if rejects is not None:
-        output_file(rejects, "--rejects")
+        output_file(rejects, "--rejects", inputs={"--iam-root": iam_root, "--config": config})
     corpus = load_corpus(iam_root, cfg.parse, cfg.split)
     if rejects is not None:
         write_table(corpus.rejects, rejects)
@@ -210,6 +243,10 @@ def info(
         typer.echo(format_summary(summary))
     for warning in corpus.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+
+
+CORPUS_FILES = ("ascii", "lines", "words", "xml", "split", "task", "chars_gt.csv", "preview.png")
+"""What an IAM-layout corpus holds; `synth --force` removes these, so no file of the old corpus stays."""
 
 
 @command()
@@ -225,6 +262,7 @@ def synth(
         int | None, cfg_option(SynthConfig, "workers", "processes (0: one per CPU this process may use)")
     ] = None,
     preview: Annotated[bool, typer.Option(help="save preview.png with true boxes over a few lines")] = False,
+    force: Annotated[bool, typer.Option(help="replace a corpus already in OUT (its files are removed first)")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -247,7 +285,15 @@ def synth(
             "synth.workers": workers,
         },
     )
-    output_dir(out)
+    output_dir(out, inputs={"--config": config}, replaced=True)
+    held = [name for name in CORPUS_FILES if (out / name).exists()]
+    if held and not force:
+        raise UserError(
+            f"--out {out}: already holds a corpus ({', '.join(held)}); --force replaces it, or choose another --out"
+        )
+    for name in held:
+        target = out / name
+        shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
     try:
         counts = write_corpus(out, cfg.synth, cfg.split, progress=progress)
     except ValueError as exc:
@@ -330,16 +376,18 @@ def build_dataset_cmd(
             "parse.strict": strict,
         },
     )
-    output_dir(out)
+    gt_file = Path(cfg.export.boxes[3:]) if cfg.export.boxes.startswith("gt:") else None
+    output_dir(out, inputs={"--iam-root": iam_root, "--config": config, "--boxes": gt_file}, replaced=True)
     summary = build_dataset(iam_root, out, cfg, progress=progress)
     for warning in summary["warnings"]:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     t = summary["timings"]
-    rate = summary["characters"] / max(t["segment_crop_s"], 1e-9)
+    rate = summary["characters"] / max(t["total_s"], 1e-9)
     typer.echo(
         f"{summary['characters']:,} characters exported to {out} "
         f"(train {summary['splits']['train']:,} / val {summary['splits']['val']:,} / "
-        f"test {summary['splits']['test']:,}); {rate:,.0f} chars/s; rejects: {summary['rejects']:,}"
+        f"test {summary['splits']['test']:,}) in {t['total_s']:,.1f} s, {rate:,.0f} chars/s all stages included "
+        f"(alignment {t['align_s']:,.1f} s); rejects: {summary['rejects']:,}"
     )
     typer.echo(f"card: {out / 'card.md'}   QA pictures: {out / 'qa'}")
 
@@ -385,7 +433,10 @@ def evaluate_segmentation(
         from iamchars.iam.corpus import load_corpus
 
         corpus = load_corpus(iam_root, dataclasses.replace(cfg.parse, check_images=False), cfg.split)
-    report = output_dir(out or manifest.parent / "segeval")
+    report = output_dir(
+        out or manifest.parent / "segeval",
+        inputs={"--manifest": manifest, "--gt": gt, "--iam-root": iam_root, "--config": config},
+    )
     result: dict[str, Any] = {}
     matched = None
     if truth is not None:
@@ -441,7 +492,7 @@ def evaluate_segmentation(
     typer.echo(f"report: {report}")
 
 
-@command()
+@command(resume_hint="resume with --resume")
 def train(
     data: Annotated[Path, typer.Option(help="dataset folder from build-dataset")] = Path("data/processed/iam"),
     out: Annotated[Path, typer.Option(help="run folder (checkpoints, metrics, plots)")] = Path("data/runs/default"),
@@ -519,7 +570,7 @@ def train(
         raise _fail(f"--model {cfg.model!r}: choose one of {', '.join(MODELS)}", 2)
     if resume and force:
         raise _fail("--resume and --force contradict each other: continue the run, or replace it", 2)
-    output_dir(out)
+    output_dir(out, inputs={"--data": data, "--config": config, "--init": init}, replaced=force)
     ctx = context(cfg.device)  # under torchrun: this rank's place; rank 0 alone prints and writes
     say = typer.echo if ctx.is_main else (lambda _message: None)
     dev = pick_device(device_name(cfg.device, ctx))
@@ -601,7 +652,7 @@ def zoo(
     unknown = [m for m in chosen if m not in MODELS]
     if unknown:
         raise _fail(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}", 2)
-    output_dir(out)
+    output_dir(out, inputs={"--data": data, "--config": config})
     dev = pick_device(cfg.device)
     dataset = load_dataset(data, dev)
     rows = run_zoo(dataset, out, cfg, chosen, log=typer.echo)
@@ -612,12 +663,17 @@ def zoo(
     typer.echo(table)
 
 
+def predictions_path(metrics: Path) -> Path:
+    """Where `evaluate --out M.json` writes its per-image predictions: beside it, as M_predictions.csv."""
+    return metrics.with_name(metrics.stem + "_predictions.csv")
+
+
 @command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train (best.pt or last.pt)")],
     data: Annotated[Path, typer.Option(help="a dataset folder with the same class set")],
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    device: DeviceOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="write metrics JSON here (and per-image predictions beside it)")
     ] = None,
@@ -631,8 +687,10 @@ def evaluate(
     if split not in ("train", "val", "test"):
         raise _fail(f"--split must be train, val or test, got {split!r}", 2)
     if out is not None:
-        output_file(out)
-    dev = pick_device(device)
+        inputs: Inputs = {"--checkpoint": checkpoint, "--data": data}
+        output_file(out, inputs=inputs)
+        output_file(predictions_path(out), "--out (its predictions file)", inputs=inputs)
+    dev = pick_device(device or "auto")
     model, ckpt = model_from_checkpoint(checkpoint, dev)
     dataset = load_dataset(data, dev)
     if dataset.class_chars != [c["char"] for c in ckpt["classes"]["classes"]]:
@@ -641,6 +699,8 @@ def evaluate(
             f"{ckpt['classes']['class_set']}"
         )
     part = getattr(dataset, split)
+    if len(part) == 0:
+        raise UserError(f"{data}: the {split} split holds no image; evaluate another --split")
     metrics, logits = evaluate_split(model, part, dataset.class_chars)
     if out is not None:
         import pandas as pd
@@ -659,7 +719,7 @@ def evaluate(
                     "probability": best.cpu().numpy().round(4),
                 }
             ),
-            out.with_name(out.stem + "_predictions.csv"),
+            predictions_path(out),
         )
     worst = sorted(((v["recall"], ch) for ch, v in metrics["per_class"].items() if v["recall"] is not None))[:8]
     typer.echo(
@@ -674,10 +734,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm")
 
 def expand_images(paths: list[Path]) -> list[Path]:
     """Files as given; a folder stands for every image file under it (sorted)."""
+    # a looping link or FIFO named like an image stays in the list: the reader lists it as unreadable
     out: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if path.is_dir():  # anything named like an image but a folder is read (and listed if it is no image)
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
             if not found:
                 raise UserError(f"{path}: folder holds no image ({', '.join(IMAGE_SUFFIXES)})")
             out += found
@@ -686,33 +747,44 @@ def expand_images(paths: list[Path]) -> list[Path]:
     return out
 
 
-@command()
-def predict(
-    checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
-    images: Annotated[list[Path], typer.Argument(help="character images or folders of them (any size, polarity)")],
-    top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show", min=1, max=1000)] = 5,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Top-k classes with probabilities for each image; unreadable images are listed, the rest predicted."""
+def read_images(paths: list[Path], size: int) -> tuple[list[Path], list[np.ndarray], list[str]]:
+    """The readable images prepared for the network, and why each other one was skipped: one bad file (a
+    folder, a FIFO, a looping link, no image at all) never stops the rest."""
     import numpy as np
 
     from iamchars.fileio import read_gray
-    from iamchars.nn import pick_device
-    from iamchars.train.engine import model_from_checkpoint
-    from iamchars.train.inference import prepare_image, top_k
+    from iamchars.train.inference import prepare_image
 
-    model, ckpt = model_from_checkpoint(checkpoint, pick_device(device))
-    size = int(ckpt["image_size"])
     good: list[Path] = []
     prepared: list[np.ndarray] = []
     bad: list[str] = []
-    for path in expand_images(images):
+    for path in paths:
         try:
             prepared.append(prepare_image(read_gray(path), size))
             good.append(path)
         except ValueError as exc:
             bad.append(str(exc))
+    return good, prepared, bad
+
+
+@command()
+def predict(
+    checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
+    images: Annotated[list[Path], typer.Argument(help="character images or folders of them (any size, polarity)")],
+    top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show", min=1, max=1000)] = 5,
+    device: DeviceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Top-k classes with probabilities for each image; unreadable images are listed, the rest predicted."""
+    import numpy as np
+
+    from iamchars.nn import pick_device
+    from iamchars.train.engine import model_from_checkpoint
+    from iamchars.train.inference import top_k
+
+    model, ckpt = model_from_checkpoint(checkpoint, pick_device(device or "auto"))
+    size = int(ckpt["image_size"])
+    good, prepared, bad = read_images(expand_images(images), size)
     results = top_k(model, np.stack(prepared), [c["char"] for c in ckpt["classes"]["classes"]], top) if good else []
     if as_json:
         typer.echo(
@@ -738,27 +810,27 @@ def explain(
     checkpoint: Annotated[Path, typer.Option(help="a checkpoint from train")],
     images: Annotated[list[Path], typer.Argument(help="character images or folders of them")],
     out: Annotated[Path, typer.Option(help="the picture to write (PNG)")] = Path("explain.png"),
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    device: DeviceOpt = None,
 ) -> None:
     """Where the network looks: occlusion sensitivity and gradient saliency of its top class, per image."""
     import numpy as np
 
-    from iamchars.fileio import read_gray
     from iamchars.nn import pick_device
     from iamchars.train.engine import model_from_checkpoint
     from iamchars.train.explain import occlusion_maps, saliency_maps
-    from iamchars.train.inference import prepare_image, top_k
+    from iamchars.train.inference import top_k
     from iamchars.train.plots import explanations, save_figure
 
-    output_file(out)
-    model, ckpt = model_from_checkpoint(checkpoint, pick_device(device))
+    output_file(out, inputs={"--checkpoint": checkpoint, **{f"IMAGE {i + 1}": p for i, p in enumerate(images)}})
+    model, ckpt = model_from_checkpoint(checkpoint, pick_device(device or "auto"))
     size = int(ckpt["image_size"])
     chars = [c["char"] for c in ckpt["classes"]["classes"]]
-    paths = expand_images(images)
-    try:
-        batch = np.stack([prepare_image(read_gray(p), size) for p in paths])
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    paths, prepared, bad = read_images(expand_images(images), size)
+    for reason in bad:
+        typer.secho(f"skipped: {reason}", fg=typer.colors.YELLOW, err=True)
+    if not paths:
+        raise UserError(f"none of the {len(bad)} images could be read (listed above)")
+    batch = np.stack(prepared)
     ranked = top_k(model, batch, chars, 1)
     targets = np.array([chars.index(r[0][0]) for r in ranked])
     figure = explanations(
@@ -785,7 +857,9 @@ def export_model_cmd(
 
     if fmt not in ("pt2", "onnx"):
         raise _fail(f"--format must be pt2 or onnx, got {fmt!r}", 2)
-    output_file(out)
+    output_file(out, inputs={"--checkpoint": checkpoint})
+    if fmt == "onnx":
+        output_file(out.with_name(out.name + ".data"), "--out (its weights file)", inputs={"--checkpoint": checkpoint})
     model, ckpt = model_from_checkpoint(checkpoint, torch.device("cpu"))
     try:
         export_model(model, int(ckpt["image_size"]), out, fmt)

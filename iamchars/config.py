@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import sys
 import types
 import typing
@@ -58,6 +60,20 @@ def one_of(default: str, *choices: str) -> Any:
     return field(default=default, metadata={"choices": (default, *choices)})
 
 
+DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?|mps"
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps"
+
+
+def device_field() -> Any:
+    """A torch device name: "auto" (a GPU when torch sees one), "cpu", "cuda", "cuda:N" or "mps"."""
+    return field(default="auto", metadata={"pattern": DEVICE_PATTERN, "allowed": DEVICE_HELP})
+
+
+def font_field(default: str) -> Any:
+    """A fontpkg name or a path to a TTF/OTF file, checked when the config is loaded."""
+    return field(default=default, metadata={"font": True})
+
+
 @dataclass
 class SplitConfig:
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
@@ -80,7 +96,7 @@ class SynthConfig:
     forms: int = bounded(24, 1, 100_000)
     lines_per_form: int = bounded(8, 1, 40)
     seed: int = bounded(0, 0)
-    fonts: list[str] = field(default_factory=lambda: list(WRITER_FONTS))
+    fonts: list[str] = field(default_factory=lambda: list(WRITER_FONTS), metadata={"font": True})
     forms_per_writer: int = bounded(2, 1, 1000)
     err_rate: float = bounded(0.05, 0.0, 1.0)
     """Share of lines flagged `err`; one word of such a line gets a truncated box, as IAM's errors do."""
@@ -100,7 +116,7 @@ class SegmentConfig:
     "aligned" (refined cuts re-aligned by a network self-trained on the corpus's own word labels)."""
     k_std: float = bounded(1.5, 0.1, 10.0)
     """Vertical band half-height in line-ink standard deviations."""
-    font: str = "dancing-script"
+    font: str = font_field("dancing-script")
     """fontpkg name or a path to any TTF/OTF file."""
     font_size: int = bounded(64, 16, 256)
     slant_max_deg: float = bounded(40.0, 0.0, 60.0)
@@ -193,8 +209,8 @@ class SegmentConfig:
     """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
     (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""
     align_seed: int = bounded(0, 0, 2**31 - 1)
-    align_device: str = "auto"
-    """`aligned`: "auto" (a GPU when torch sees one), "cpu", "cuda" or "cuda:N"."""
+    align_device: str = device_field()
+    """`aligned`: "auto" (a GPU when torch sees one), "cpu", "cuda", "cuda:N" or "mps"."""
 
 
 @dataclass
@@ -238,7 +254,7 @@ class TrainConfig:
     amp: bool = True
     """bf16 autocast on CUDA (ignored on the CPU)."""
     channels_last: bool = True
-    device: str = "auto"
+    device: str = device_field()
     seed: int = bounded(0, 0)
     patience: int = bounded(0, 0, 10_000)
     """Early stopping after this many epochs without a better validation accuracy (0 disables)."""
@@ -311,14 +327,26 @@ def _apply(obj: Any, key: str, value: Any, where: str) -> None:
     setattr(obj, key, _coerce(value, hints[key], where))
 
 
+def section_names() -> list[str]:
+    """The config's sections (`split`, `parse`, ...), as TOML tables and `--set section.key=...` name them."""
+    defaults = PipelineConfig()
+    return [f.name for f in dataclasses.fields(defaults) if dataclasses.is_dataclass(getattr(defaults, f.name))]
+
+
 def _merge(cfg: PipelineConfig, data: dict[str, Any], source: str) -> None:
+    sections = section_names()
     for key, value in data.items():
-        if isinstance(value, dict):
-            section = getattr(cfg, key, None)
-            if section is None or not dataclasses.is_dataclass(section):
-                raise ConfigError(f"{source}: unknown section [{key}]")
+        if key in sections:
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"{source}: {key} = {value!r}: {key} is a section, not a value; set its keys "
+                    f"([{key}] in TOML, or --set {key}.KEY=VALUE)"
+                )
+            section = getattr(cfg, key)
             for sub_key, sub_value in value.items():
                 _apply(section, sub_key, sub_value, f"{source}: [{key}] {sub_key}")
+        elif isinstance(value, dict):
+            raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sections)})")
         else:
             _apply(cfg, key, value, f"{source}: {key}")
 
@@ -355,7 +383,15 @@ def validate(cfg: PipelineConfig) -> None:
         for spec in dataclasses.fields(section):
             value = getattr(section, spec.name)
             where = f"{section_field.name}.{spec.name} = {value!r}"
+            numbers = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise ConfigError(f"{where}: must be a finite number")
             lo, hi, choices = (spec.metadata.get(k) for k in ("min", "max", "choices"))
+            pattern = spec.metadata.get("pattern")
+            if pattern is not None and not re.fullmatch(pattern, str(value)):
+                raise ConfigError(f"{where}: must be {spec.metadata['allowed']}")
+            if spec.metadata.get("font"):
+                _check_fonts(where, numbers)
             if lo is not None and value < lo:
                 raise ConfigError(f"{where}: must be >= {lo}")
             if hi is not None and value > hi:
@@ -367,22 +403,48 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"split.ratios = {ratios!r}: must be three non-negative train/val/test shares")
 
 
-def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineConfig:
-    """Defaults, then the TOML file, then `section.key=value` overrides, in that order."""
+def _check_fonts(where: str, names: list[Any]) -> None:
+    """Every font named can be opened: an unknown fontpkg name or a missing or broken file fails here, before
+    any work, instead of minutes into a run."""
+    from iamchars.fonts import FontNotFoundError, check_font
+
+    for name in names:
+        try:
+            check_font(str(name))
+        except FontNotFoundError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_config(
+    path: Path | None = None, overrides: typing.Sequence[str] = (), values: dict[str, Any] | None = None
+) -> PipelineConfig:
+    """Defaults, then the TOML file, then `section.key=value` overrides (TOML syntax), then typed `values`
+    by dotted key (a command's own flags; None means not given), in that order."""
     cfg = PipelineConfig()
     if path is not None:
+        if Path(path).is_dir():
+            raise ConfigError(f"--config {path}: is a folder; give a TOML file such as pipelines/demo.toml")
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: config file not found") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+            raise ConfigError(f"--config {path}: config file not found") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--config {path}: not a TOML file ({exc})") from exc
+        except OSError as exc:
+            raise ConfigError(f"--config {path}: cannot be read ({exc.strerror or exc})") from exc
         _merge(cfg, data, str(path))
     for text in overrides:
         keys, value = parse_override(text)
-        nested: dict[str, Any] = {keys[-1]: value}
-        for key in reversed(keys[:-1]):
-            nested = {key: nested}
-        _merge(cfg, nested, f"override {text!r}")
+        _merge(cfg, _nested(keys, value), f"override {text!r}")
+    for dotted, value in (values or {}).items():
+        if value is not None:
+            _merge(cfg, _nested(dotted.split("."), value), f"option {dotted}")
     validate(cfg)
     return cfg
+
+
+def _nested(keys: list[str], value: Any) -> dict[str, Any]:
+    nested: dict[str, Any] = {keys[-1]: value}
+    for key in reversed(keys[:-1]):
+        nested = {key: nested}
+    return nested

@@ -7,6 +7,7 @@ Both the synthetic writer and the segmentation's alignment read fonts through he
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,10 +25,12 @@ class FontNotFoundError(UserError, FileNotFoundError):
 def font_path(name: str) -> Path:
     """A fontpkg name (`dancing-script`) or a path to a TTF/OTF file -> the font file."""
     candidate = Path(name)
-    if candidate.suffix.lower() in (".ttf", ".otf"):
+    if candidate.suffix.lower() in (".ttf", ".otf") or "/" in name or "\\" in name:
         if not candidate.is_file():
-            raise FontNotFoundError(f"{candidate}: font file not found")
+            raise FontNotFoundError(f"{candidate}: font file not found (give a .ttf/.otf file or a fontpkg name)")
         return candidate
+    if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise FontNotFoundError(f"font {name!r}: neither a fontpkg name (letters, digits, '-') nor a .ttf/.otf file")
     module_name = "fontpkg_" + name.replace("-", "_")
     try:
         module = importlib.import_module(module_name)
@@ -42,6 +45,15 @@ def font_path(name: str) -> Path:
         raise FontNotFoundError(f"font {name!r}: no .ttf/.otf under {files}")
     regular = [f for f in fonts if "Regular" in f.name]
     return (regular or fonts)[0]
+
+
+def check_font(name: str) -> None:
+    """Raise FontNotFoundError unless `name` is a font that opens (a fontpkg name, or a TTF/OTF file)."""
+    path = font_path(name)
+    try:
+        ImageFont.truetype(str(path), 16)
+    except OSError as exc:
+        raise FontNotFoundError(f"{path}: not a readable TTF/OTF font ({exc})") from None
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (workers stopped, finished work kept) but exiting 143 as SIGTERM should."""
 
 
-def _raise_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated("terminated (SIGTERM)")
+
+
+@contextlib.contextmanager
+def raise_on_sigterm() -> Iterator[None]:
+    """Inside the block, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, so that a run
+    stopped by `kill` or a scheduler ends like one stopped by Ctrl-C: workers stopped, finished work kept, one
+    line. Elsewhere than the main thread it does nothing (signals go to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: Any = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class WorkerDied(RuntimeError):
@@ -111,12 +126,12 @@ def ordered_map(fn: Callable[[Job], Result], jobs: Iterable[Job], workers: int) 
         for job in job_list:
             yield fn(job)
         return
-    in_main = threading.current_thread() is threading.main_thread()
-    previous: Any = signal.signal(signal.SIGTERM, _raise_on_sigterm) if in_main else None
     context = multiprocessing.get_context()
     pipes: list[Connection] = []
     processes: list[BaseProcess] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(raise_on_sigterm())
+        stack.callback(_stop, pipes, processes)
         for _ in range(min(workers, len(job_list))):
             mine, theirs = context.Pipe()
             process = context.Process(target=_worker, args=(fn, theirs, os.getpid()), daemon=True)
@@ -125,18 +140,19 @@ def ordered_map(fn: Callable[[Job], Result], jobs: Iterable[Job], workers: int) 
             pipes.append(mine)
             processes.append(process)
         yield from _dispatch(job_list, pipes, processes)
-    finally:
-        for pipe in pipes:
-            with contextlib.suppress(OSError):
-                pipe.send(None)
-            pipe.close()
-        for started in processes:
-            started.join(timeout=0.2)
-            if started.is_alive():
-                started.terminate()
-                started.join()
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(pipes: list[Connection], processes: list[BaseProcess]) -> None:
+    """Tell every worker to stop, and end those that do not at once."""
+    for pipe in pipes:
+        with contextlib.suppress(OSError):
+            pipe.send(None)
+        pipe.close()
+    for started in processes:
+        started.join(timeout=0.2)
+        if started.is_alive():
+            started.terminate()
+            started.join()
 
 
 def _dispatch(job_list: list[Any], pipes: list[Connection], processes: list[BaseProcess]) -> Iterator[Any]:

@@ -189,7 +189,8 @@ def test_xml_forms_give_writer_lines_and_words() -> None:
  </handwritten-part>
 </form>"""
     rejects = Rejects()
-    forms, lines, words = parse_xml_forms([("xml/a01-000x.xml", xml), ("xml/bad.xml", "<form")], rejects)
+    documents = [("xml/a01-000x.xml", xml.encode()), ("xml/bad.xml", b"<form")]
+    forms, lines, words = parse_xml_forms(documents, rejects)
     assert forms["writer_id"].tolist() == ["001"]
     assert tuple(words.loc[1, ["x", "y", "w", "h"]]) == (30, 15, 32, 43)
     assert tuple(lines.loc[0, ["x", "y", "w", "h"]]) == (10, 15, 52, 43)

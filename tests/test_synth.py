@@ -98,7 +98,7 @@ def test_alignment_font_is_never_a_writer(tmp_path: Path) -> None:
     result = runner.invoke(app, ["synth", "--out", str(tmp_path / "never"), "--fonts", "dancing-script,kalam"])
     assert result.exit_code == 1 and "never be a synthetic writer" in result.output
     result = runner.invoke(app, ["synth", "--out", str(tmp_path / "never"), "--fonts", "no-such-font"])
-    assert result.exit_code == 1 and "fontpkg-no-such-font is not installed" in result.output
+    assert result.exit_code == 2 and "fontpkg-no-such-font is not installed" in result.output
     assert not (tmp_path / "never").exists()
 
 

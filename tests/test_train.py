@@ -277,7 +277,7 @@ def test_train_cli_writes_metrics_plots_and_checkpoints(dataset_dir: Path, tmp_p
     assert result.exit_code == 0 and "explained 3 image(s)" in result.output, result.output
     assert cv2.imread(str(tmp_path / "x.png")).shape[0] > 100
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--out", str(out)])
-    assert result.exit_code == 1 and "classes.json" in result.output
+    assert result.exit_code == 1 and "iamchars build-dataset" in result.output
 
 
 def test_early_stopping_stops_when_validation_stalls(dataset_dir: Path, tmp_path: Path) -> None:

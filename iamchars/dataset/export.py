@@ -1,7 +1,10 @@
 """`iamchars build-dataset`: parse, segment, crop and export, form by form in parallel processes.
 
 Each finished form leaves a shard under `OUT/.work/forms/`; a killed run resumes with the forms that have
-none. Shards are merged in form order, so the manifest does not depend on scheduling.
+none, as long as the inputs (transcriptions and images) and parameters are those the shards were made from.
+Shards are merged in form order, so the manifest does not depend on scheduling. The dataset is staged in
+`OUT/.work/stage/` and swapped in whole (`dataset.format.publish`): a run that fails (a full disk, a bad
+input) leaves the previous dataset as it was.
 """
 
 from __future__ import annotations
@@ -27,9 +30,20 @@ from iamchars.dataset import qa as qa_pictures
 from iamchars.dataset.card import render_card
 from iamchars.dataset.classes import ClassSet, class_set
 from iamchars.dataset.crops import box_geometry, crop_box, line_window, normalize_crop, paper_and_ink_levels
+from iamchars.dataset.format import FAILED_REJECTS, SPLITS, make_record, publish
 from iamchars.errors import UserError
-from iamchars.fileio import atomic_path, read_table, write_json, write_png, write_table, write_text
-from iamchars.iam.corpus import IAMCorpus, load_corpus
+from iamchars.fileio import (
+    atomic_path,
+    inside,
+    is_regular_file,
+    read_bytes,
+    read_table,
+    write_json,
+    write_png,
+    write_table,
+    write_text,
+)
+from iamchars.iam.corpus import IAMCorpus, image_path, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.segment.pipeline import line_geometry
@@ -60,7 +74,6 @@ MANIFEST_COLUMNS = [
     "source",
     "image",
 ]
-SPLITS = ("train", "val", "test")
 
 
 class DatasetError(UserError, ValueError):
@@ -121,7 +134,6 @@ def process_form(job: FormJob) -> dict[str, Any]:
     stats = {  # the line's ink mean row and std: its scale, for line crops and each box's geometry
         lid: line_geometry(img, int(graylevels[lid]), job.cfg.segment) for lid, img in images.items()
     }
-    made: set[str] = set()
     for b in boxes.itertuples(index=False):
         line_id, split, writer, text, flag = word_info[b.word_id]
         label = mapping.get(b.char)
@@ -166,14 +178,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 }
             )
             continue
-        rel = ""
-        if exp.write_png:
-            folder = f"images/{split}/{job.classes.folder(label)}"
-            if folder not in made:
-                os.makedirs(os.path.join(job.out, folder), exist_ok=True)
-                made.add(folder)
-            rel = f"{folder}/{char_id}.png"
-            _write_tile(os.path.join(job.out, rel), tile)
+        rel = f"images/{split}/{job.classes.folder(label)}/{char_id}.png" if exp.write_png else ""
         rows.append(
             [
                 char_id,
@@ -215,18 +220,33 @@ def process_form(job: FormJob) -> dict[str, Any]:
     return {"form_id": job.form_id, "chars": len(rows)}
 
 
-def _write_tile(path: str, tile: np.ndarray) -> None:
-    """Per-character PNGs are written in place: the form's shard, written atomically after them, is what
-    marks the form done, so a form killed half-way is redone whole and its PNGs rewritten."""
-    ok, buf = cv2.imencode(".png", tile, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
-    with open(path, "wb") as handle:
-        handle.write(buf.tobytes())
+@dataclass(frozen=True)
+class TileJob:
+    shard: Path
+    stage: Path
+
+
+def write_tiles(job: TileJob) -> int:
+    """Write one form's character PNGs (ImageFolder layout) into the staged dataset, from its shard; each
+    path is checked to stay inside the stage. Returns the number written."""
+    meta, crops = _load_shard(job.shard)
+    image_column = MANIFEST_COLUMNS.index("image")
+    made: set[str] = set()
+    for row, tile in zip(meta["rows"], crops, strict=True):
+        path = inside(job.stage, row[image_column])
+        if path.parent.as_posix() not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent.as_posix())
+        ok, buf = cv2.imencode(".png", tile, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise OSError(f"{path}: PNG encoding failed")
+        with open(path, "wb") as handle:  # the stage is published whole or not at all
+            handle.write(buf.tobytes())
+    return len(meta["rows"])
 
 
 def _shard_path(out: Path, form_id: str) -> Path:
-    return out / ".work" / "forms" / f"{form_id}.npz"
+    return inside(out, ".work", "forms", f"{form_id}.npz")
 
 
 def _load_shard(path: Path) -> tuple[dict[str, Any], np.ndarray]:
@@ -243,14 +263,24 @@ def _read_gt(spec: str) -> tuple[pd.DataFrame | None, str]:
     return gt, "gt"
 
 
-def _inputs_digest(root: Path, boxes: str) -> str:
-    """A hash of the transcription files (and true boxes), so re-made inputs never reuse old shards."""
+def _inputs_digest(root: Path, boxes: str, lines: pd.DataFrame, words: pd.DataFrame) -> str:
+    """A hash of the transcription files (and true boxes) and of the identity (size, modification time) of
+    every line and word image used, so that re-made or edited inputs never reuse old shards."""
     digest = hashlib.sha256()
     paths = [root / "ascii" / n for n in ("forms.txt", "lines.txt", "words.txt")]
+    paths += [root / "xml" / f"{f}.xml" for f in sorted(set(words["form_id"]))] if (root / "xml").is_dir() else []
     paths += [Path(boxes[3:])] if boxes.startswith("gt:") else []
     for path in paths:
-        if path.is_file():
-            digest.update(path.read_bytes())
+        if is_regular_file(path):
+            digest.update(read_bytes(path))
+    images = [image_path(root, "lines", i) for i in lines["line_id"]]
+    images += [image_path(root, "words", i) for i in words["word_id"]]
+    for path in images:
+        try:
+            info = os.stat(path)
+            digest.update(f"{path.name} {info.st_size} {info.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path.name} -\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -258,12 +288,11 @@ def _prepare_work(out: Path, digest: str) -> None:
     """Keep finished shards only if they were made with the same inputs and parameters."""
     state_path = out / ".work" / "state.json"
     try:
-        state = json.loads(state_path.read_text())
-    except (FileNotFoundError, ValueError):
+        state = json.loads(read_bytes(state_path))
+    except (FileNotFoundError, ValueError, OSError):
         state = {}
     if state.get("digest") != digest:
         shutil.rmtree(out / ".work", ignore_errors=True)
-        shutil.rmtree(out / "images", ignore_errors=True)
         write_json(state_path, {"digest": digest, "version": __version__})
 
 
@@ -284,7 +313,7 @@ def _check_reject_share(
         raise DatasetError(
             f"{corpus.root}: {rejected:,} of {corpus.input_word_rows:,} word rows rejected, more than "
             f"--max-reject-share {cfg.export.max_reject_share} ({_top_reasons(rejects)}); see "
-            f"{out / 'rejects.csv'}, fix the input or raise the limit"
+            f"{out / FAILED_REJECTS}, fix the input or raise the limit"
         )
 
 
@@ -294,9 +323,9 @@ def _check_input(corpus: IAMCorpus, words: pd.DataFrame, out: Path, cfg: Pipelin
     rejected = rows - int(corpus.words["valid"].sum())
     if len(words) and rejected <= cfg.export.max_reject_share * rows:
         return
-    write_table(corpus.rejects, out / "rejects.csv")
+    write_table(corpus.rejects, out / FAILED_REJECTS)
     reasons = _top_reasons(corpus.rejects)
-    see = f"see {out / 'rejects.csv'}"
+    see = f"see {out / FAILED_REJECTS}"
     if len(words):
         _check_reject_share(corpus, rejected, corpus.rejects, out, cfg)
     if corpus.warnings:
@@ -316,7 +345,8 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     """The whole stage; returns the summary that the card and the CLI report.
 
     A run that would export nothing, or that rejects more than `export.max_reject_share` of its word rows,
-    raises DatasetError (after writing rejects.csv) instead of succeeding with an empty or thin dataset."""
+    raises DatasetError (after writing its rejects report to `failed-rejects.csv`) instead of succeeding with
+    an empty or thin dataset; any failure leaves the dataset already in `out` as it was."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     classes = class_set(cfg.export.classes, cfg.export.punctuation)
@@ -327,12 +357,14 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     _check_input(corpus, words, out, cfg)
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
     source = "gt" if source_kind == "gt" else f"estimated:{cfg.segment.method}"
+    config_digest = cfg.digest("parse", "split", "segment", "export")
+    inputs_digest = _inputs_digest(Path(root), cfg.export.boxes, lines, words)
     digest = "|".join(
         [
-            cfg.digest("parse", "split", "segment", "export"),
+            config_digest,
             str(Path(root).resolve()),
             source,
-            _inputs_digest(Path(root), cfg.export.boxes),
+            inputs_digest,
             ",".join(MANIFEST_COLUMNS),  # a shard from a version whose rows differ is never reused
         ]
     )
@@ -384,22 +416,39 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
         for result in ordered_map(process_form, jobs, resolve_workers(cfg.export.workers, len(jobs))):
             bar.update(int(chars_per_form[result["form_id"]]))
     timings["segment_crop_s"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    manifest, crops, summary = _merge(out, form_ids, classes, corpus, words, cfg)
-    timings["merge_s"] = time.perf_counter() - t2
-    t3 = time.perf_counter()
-    _write_qa(out, Path(root), lines, words, manifest, crops, classes, cfg)
-    timings["qa_s"] = time.perf_counter() - t3
-    timings["forms_resumed"] = float(len(form_ids) - len(todo))
-    timings["total_s"] = time.perf_counter() - t0
-    summary.update(timings=timings, source=source, config=cfg.to_dict(), root=str(root), warnings=corpus.warnings)
-    write_text(out / "card.md", render_card(summary, classes))
+    stage = out / ".work" / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        t2 = time.perf_counter()
+        manifest, crops, summary = _merge(stage, out, form_ids, classes, corpus, words, cfg)
+        if cfg.export.write_png:
+            tile_jobs = [TileJob(_shard_path(out, f), stage) for f in form_ids]
+            workers = resolve_workers(cfg.export.workers, len(tile_jobs))
+            for _ in ordered_map(write_tiles, tile_jobs, workers):
+                pass
+            for split in SPLITS:  # every class's folder in every split: folder order is label order everywhere
+                for label in range(len(classes.classes)):
+                    inside(stage, "images", split, classes.folder(label)).mkdir(parents=True, exist_ok=True)
+        timings["merge_s"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        _write_qa(stage, Path(root), lines, words, manifest, crops, classes, cfg)
+        timings["qa_s"] = time.perf_counter() - t3
+        timings["forms_resumed"] = float(len(form_ids) - len(todo))
+        timings["total_s"] = time.perf_counter() - t0
+        summary.update(timings=timings, source=source, config=cfg.to_dict(), root=str(root), warnings=corpus.warnings)
+        write_text(stage / "card.md", render_card(summary, classes))
+        images = {s: int((manifest["split"] == s).sum()) if cfg.export.write_png else 0 for s in SPLITS}
+        record = make_record(stage, config_digest, inputs_digest, images)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # a full disk gets its space back; the shards stay for a rerun
+        raise
+    publish(stage, out, record)
     shutil.rmtree(out / ".work", ignore_errors=True)  # finished: the shards are in the manifest and arrays now
     return summary
 
 
 def _write_qa(
-    out: Path,
+    stage: Path,
     root: Path,
     lines: pd.DataFrame,
     words: pd.DataFrame,
@@ -408,7 +457,7 @@ def _write_qa(
     classes: ClassSet,
     cfg: PipelineConfig,
 ) -> None:
-    qa = out / "qa"
+    qa = stage / "qa"
     forms = sorted(set(manifest["form_id"]))
     picked_forms = (
         [forms[i] for i in np.linspace(0, len(forms) - 1, min(cfg.export.qa_lines, len(forms))).round().astype(int)]
@@ -420,16 +469,22 @@ def _write_qa(
     write_png(qa / "overlays.png", qa_pictures.overlays(images, picked, manifest))
     write_png(qa / "overview.png", qa_pictures.overview(manifest, crops, classes))
     write_png(qa / "lowest_confidence.png", qa_pictures.lowest_confidence(manifest, crops))
-    shutil.rmtree(qa / "classes", ignore_errors=True)  # a rebuild with another class set leaves no stale sheet
     for folder, sheet in qa_pictures.class_sheets(manifest, crops, classes, cfg.export.qa_per_class).items():
-        write_png(qa / "classes" / f"{folder}.png", sheet)
+        write_png(inside(qa, "classes", f"{folder}.png"), sheet)
 
 
 def _merge(
-    out: Path, form_ids: list[str], classes: ClassSet, corpus: IAMCorpus, words: pd.DataFrame, cfg: PipelineConfig
+    stage: Path,
+    out: Path,
+    form_ids: list[str],
+    classes: ClassSet,
+    corpus: IAMCorpus,
+    words: pd.DataFrame,
+    cfg: PipelineConfig,
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
-    """Join the form shards into the manifest, arrays, classes.json and rejects.csv; a run that exported no
-    character, or lost too many words to unreadable images, raises DatasetError before writing them."""
+    """Join the form shards of `out` into the manifest, arrays, classes.json and rejects.csv in `stage`; a
+    run that exported no character, or lost too many words to unreadable images, raises DatasetError (its
+    rejects report in `out/failed-rejects.csv`)."""
     rows: list[list[Any]] = []
     crops: list[np.ndarray] = []
     rejects: list[dict[str, Any]] = []
@@ -461,9 +516,10 @@ def _merge(
     geometry = box_geometry(manifest)
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
     all_rejects = pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
-    write_table(all_rejects, out / "rejects.csv")
     bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}  # not those composed from word images
     lost = int(corpus.input_word_rows - corpus.words["valid"].sum() + words["line_id"].isin(bad_lines).sum())
+    if manifest.empty or lost > cfg.export.max_reject_share * corpus.input_word_rows:
+        write_table(all_rejects, out / FAILED_REJECTS)
     _check_reject_share(corpus, lost, all_rejects, out, cfg)
     if manifest.empty:
         why = [f"{sum(excluded.values()):,} outside the class set {classes.name}"] if excluded else []
@@ -471,13 +527,14 @@ def _merge(
         why += [f"{len(rejects):,} rejected"] if rejects else []
         raise DatasetError(
             f"{corpus.root}: 0 characters exported of {seen:,} ({', '.join(why) or 'no word held a character'}); "
-            f"nothing written but {out / 'rejects.csv'}"
+            f"nothing written but {out / FAILED_REJECTS}"
         )
-    write_table(manifest, out / "manifest.parquet")
-    write_table(manifest, out / "manifest.csv")
+    write_table(all_rejects, stage / "rejects.csv")
+    write_table(manifest, stage / "manifest.parquet")
+    write_table(manifest, stage / "manifest.csv")
     for split in SPLITS:
         mask = (manifest["split"] == split).to_numpy()
-        with atomic_path(out / "arrays" / f"{split}.npz") as tmp, open(tmp, "wb") as handle:
+        with atomic_path(stage / "arrays" / f"{split}.npz") as tmp, open(tmp, "wb") as handle:
             np.savez(
                 handle,
                 images=images[mask],
@@ -486,7 +543,7 @@ def _merge(
                 char_ids=manifest["char_id"].to_numpy(str)[mask],
             )
     write_json(
-        out / "classes.json",
+        stage / "classes.json",
         {
             **classes.to_json(),
             "image_size": cfg.export.size,

@@ -5,16 +5,17 @@ Refused: absolute names, `..` components, links whose target leaves the folder, 
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 from iamchars.errors import UserError
+from iamchars.fileio import FULL_ERRNOS, disk_full
 
 
 class UnsafeArchiveError(UserError, ValueError):
@@ -23,10 +24,6 @@ class UnsafeArchiveError(UserError, ValueError):
 
 class CorruptArchiveError(UserError, ValueError):
     """The archive cannot be read to its end."""
-
-
-class DiskFullError(UserError, OSError):
-    """The disk filled up while writing; the message names the file."""
 
 
 def _inside(target: Path, relative: str) -> bool:
@@ -42,6 +39,47 @@ def check_member_name(name: str, archive: Path) -> None:
         raise UnsafeArchiveError(f"{archive}: member {name!r} climbs out of the target folder; refused")
 
 
+def _walk_through_links(path: PurePosixPath, links: set[str]) -> str | None:
+    """Follow `path` part by part as the file system would: the first prefix that is a link member of the
+    archive (or the climb out of the target, returned as "..") stops it; None when it meets neither."""
+    stack: list[str] = []
+    for part in path.parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return ".."
+            stack.pop()
+            continue
+        stack.append(part)
+        if "/".join(stack) in links:
+            return "/".join(stack)
+    return None
+
+
+def check_links(members: list[tarfile.TarInfo], archive: Path) -> None:
+    """Refuse, before anything is written, what only a chain of links can do: a member written through a
+    link member (`a -> x`, then `a/b`), and a link whose target passes through another link (`up -> .`,
+    then `out -> up/..`: each alone stays inside, the chain does not)."""
+    links = {str(PurePosixPath(m.name)) for m in members if m.issym() or m.islnk()}
+    for member in members:
+        name = PurePosixPath(member.name)
+        through = _walk_through_links(name.parent, links)
+        if through is not None:
+            raise UnsafeArchiveError(
+                f"{archive}: member {member.name!r} is written through the link {through!r}; refused"
+            )
+        if member.issym() or member.islnk():
+            target = name.parent / member.linkname if member.issym() else PurePosixPath(member.linkname)
+            through = _walk_through_links(target, links - {str(name)})
+            if through == "..":
+                raise UnsafeArchiveError(f"{archive}: link {member.name!r} points outside the target; refused")
+            if through is not None:
+                raise UnsafeArchiveError(
+                    f"{archive}: link {member.name!r} points through the link {through!r} (a chain of links); refused"
+                )
+
+
 def _check_tar_member(member: tarfile.TarInfo, archive: Path, target: Path) -> None:
     check_member_name(member.name, archive)
     if member.isdev() or member.isfifo():
@@ -54,26 +92,41 @@ def _check_tar_member(member: tarfile.TarInfo, archive: Path, target: Path) -> N
         raise UnsafeArchiveError(f"{archive}: hard link {member.name!r} points outside the target; refused")
 
 
-def _disk_full(exc: OSError, where: Path) -> None:
-    if exc.errno == errno.ENOSPC:
-        raise DiskFullError(errno.ENOSPC, f"disk full while writing under {where}") from exc
-
-
 def extract_archive(archive: Path, target: Path) -> int:
     """Extract `archive` (tar, tgz or zip) into `target`; returns the number of regular files written.
 
-    Every member is checked before anything is written, so an unsafe archive leaves no partial output."""
+    Every member is checked before anything is written, and the archive is extracted into a staging folder
+    inside `target` and moved in only when whole: an unsafe, corrupt or truncated archive, or a full disk,
+    leaves nothing of it in `target`."""
     target = Path(target).resolve()
     target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target))
     try:
-        if zipfile.is_zipfile(archive):
-            return _extract_zip(archive, target)
-        return _extract_tar(archive, target)
+        extract = _extract_zip if zipfile.is_zipfile(archive) else _extract_tar
+        count = extract(archive, staging)
+        _move_into(staging, target)
+        return count
     except (tarfile.ReadError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.CompressionError) as exc:
         raise CorruptArchiveError(f"{archive}: corrupt or truncated archive ({exc}); delete it and re-run") from exc
     except OSError as exc:
-        _disk_full(exc, target)
+        if exc.errno in FULL_ERRNOS:
+            raise disk_full(exc, target) from None
         raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into(staging: Path, target: Path) -> None:
+    """Move a finished extraction into place, merging folders that already exist (a second archive adds to
+    `ascii/`); each file arrives by one rename."""
+    for entry in sorted(staging.iterdir()):
+        dest = target / entry.name
+        if entry.is_dir() and not entry.is_symlink() and dest.is_dir() and not dest.is_symlink():
+            _move_into(entry, dest)
+        else:
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            os.replace(entry, dest)
 
 
 def _extract_tar(archive: Path, target: Path) -> int:
@@ -81,6 +134,7 @@ def _extract_tar(archive: Path, target: Path) -> int:
         members = tar.getmembers()
         for member in members:
             _check_tar_member(member, archive, target)
+        check_links(members, archive)
         for member in members:
             if hasattr(tarfile, "data_filter"):
                 tar.extract(member, target, filter="data")
@@ -116,6 +170,7 @@ def link_or_copy(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            _disk_full(exc, dst.parent)
+            if exc.errno in FULL_ERRNOS:
+                raise disk_full(exc, dst) from None
             raise
     os.replace(tmp, dst)

@@ -10,13 +10,17 @@ import pandas as pd
 
 from iamchars.config import ParseConfig, SplitConfig
 from iamchars.errors import UserError
-from iamchars.fileio import png_size
-from iamchars.iam.parse import decode_lines, drop_duplicates, parse_forms, parse_lines, parse_words
+from iamchars.fileio import UnsafePathError, png_size, read_bytes
+from iamchars.iam.parse import decode_lines, drop_duplicates, id_problem, parse_forms, parse_lines, parse_words
 from iamchars.iam.rejects import Rejects
 from iamchars.iam.splits import TASK_FILES, assign_form_splits
 from iamchars.iam.xml import parse_xml_forms
 
 SPLIT_DIRS = ("split", "task")
+MIN_PX_PER_CHAR = 2
+"""A word box narrower than this many pixels per character of its transcription cannot hold it (a box cut
+short, or a transcription that is not this word's): its characters would be slivers."""
+NARROW_BOX = f"word box narrower than {MIN_PX_PER_CHAR} px per character of its transcription"
 
 
 class IAMLayoutError(UserError, FileNotFoundError):
@@ -41,14 +45,19 @@ class IAMCorpus:
 
 
 def image_path(root: Path, kind: str, item_id: str) -> Path:
-    """IAM's image layout: `lines/a01/a01-000u/a01-000u-00.png`, `words/a01/a01-000u/a01-000u-00-00.png`."""
+    """IAM's image layout: `lines/a01/a01-000u/a01-000u-00.png`, `words/a01/a01-000u/a01-000u-00-00.png`.
+
+    The parsers admit only valid ids; one that is not (a bug upstream) is refused here, never made a path."""
+    problem = id_problem(item_id, "line" if kind == "lines" else "word")
+    if problem:
+        raise UnsafePathError(f"{kind}: {problem}; not made into a path")
     parts = item_id.split("-")
     return root / kind / parts[0] / f"{parts[0]}-{parts[1]}" / f"{item_id}.png"
 
 
 def _parse_ascii(ascii_dir: Path, name: str, parser: Callable[..., pd.DataFrame], rejects: Rejects) -> pd.DataFrame:
     source = f"ascii/{name}"
-    return parser(decode_lines((ascii_dir / name).read_bytes(), source, rejects), source, rejects)
+    return parser(decode_lines(read_bytes(ascii_dir / name), source, rejects), source, rejects)
 
 
 def find_task_files(root: Path) -> dict[str, list[str]]:
@@ -59,7 +68,7 @@ def find_task_files(root: Path) -> dict[str, list[str]]:
             continue
         for name, split in TASK_FILES.items():
             for path in sorted(folder.rglob(name)):
-                text = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+                text = read_bytes(path).decode("utf-8-sig", errors="replace").splitlines()
                 ids = [ln.strip() for ln in text if ln.strip() and not ln.startswith("#")]
                 task.setdefault(split, []).extend(ids)
     return task
@@ -77,6 +86,10 @@ def validate(
     words = words.assign(valid=(words["w"] > 0) & (words["h"] > 0) & (words["x"] >= 0) & (words["y"] >= 0))
     for item in words.loc[~words["valid"], "word_id"]:
         rejects.add("validate", "ascii/words.txt", None, str(item), "word box missing or negative")
+    narrow = words["valid"] & (words["w"] < MIN_PX_PER_CHAR * words["text"].str.len())
+    for item in words.loc[narrow, "word_id"]:
+        rejects.add("validate", "ascii/words.txt", None, str(item), NARROW_BOX)
+    words["valid"] = words["valid"] & ~narrow
     boxes = lines.set_index("line_id")[["x", "y", "w", "h"]].add_suffix("_line")
     joined = words.join(boxes, on="line_id")
     has_line = joined["x_line"].notna()
@@ -138,7 +151,7 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
     if not (ascii_dir / "lines.txt").is_file() and not xml_files:
         raise IAMLayoutError(f"{root}: not an IAM root (neither ascii/lines.txt nor xml/*.xml found)")
     xml_forms, xml_lines, xml_words = parse_xml_forms(
-        [(str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace")) for p in xml_files],
+        [(str(p.relative_to(root)), read_bytes(p)) for p in xml_files],
         rejects,
     )
     warnings: list[str] = []

@@ -7,7 +7,6 @@ login POST only and never printed, logged or written.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.client
 import http.cookiejar
@@ -26,8 +25,8 @@ from typing import Any
 from tqdm import tqdm
 
 from iamchars.errors import UserError
-from iamchars.fileio import write_json
-from iamchars.iam.archives import DiskFullError, extract_archive, link_or_copy
+from iamchars.fileio import FULL_ERRNOS, disk_full, write_json
+from iamchars.iam.archives import extract_archive, link_or_copy
 
 DEFAULT_BASE_URL = "https://fki.tic.heia-fr.ch"
 LOGIN_PATH = "/login"
@@ -206,8 +205,8 @@ class IAMClient:
                         got += len(block)
                         bar.update(len(block))
             except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise DiskFullError(errno.ENOSPC, f"disk full while writing {part}") from exc
+                if exc.errno in FULL_ERRNOS:
+                    raise disk_full(exc, part, replaced_nothing=False) from None
                 raise
             finally:
                 bar.close()

@@ -8,6 +8,7 @@ rows to `Rejects` with their file and line number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import pandas as pd
@@ -51,6 +52,16 @@ WORD_COLUMNS = {
     "text": "string",
 }
 FLAGS = ("ok", "err")
+ID_PART = re.compile(r"[A-Za-z0-9]+")
+ID_PARTS = {"form": 2, "line": 3, "word": 4}
+"""IAM's ids: `a01-000u` (form), `a01-000u-00` (line), `a01-000u-00-00` (word): letters and digits in parts
+joined by `-`. The parts become folder and file names (`lines/a01/a01-000u/a01-000u-00.png`), so nothing
+else is accepted."""
+MAX_COORDINATE = 1_000_000
+"""Largest box coordinate or count accepted (a page 1,000,000 pixels wide): anything past it is a broken row,
+never a box (a 32-bit overflow would otherwise wrap it into a plausible one)."""
+MIN_BOX = -1
+"""IAM writes -1 for an unknown box; anything below is a broken row."""
 
 
 def decode_lines(data: bytes, source: str, rejects: Rejects) -> list[str]:
@@ -88,6 +99,24 @@ def _ints(fields: list[str]) -> list[int] | None:
         return None
 
 
+def id_problem(item: str, level: str) -> str | None:
+    """Why `item` is not an IAM id of `level` ("form", "line" or "word"); None when it is one."""
+    parts = item.split("-")
+    if len(parts) == ID_PARTS[level] and all(ID_PART.fullmatch(p) for p in parts):
+        return None
+    shape = {"form": "a01-000u", "line": "a01-000u-00", "word": "a01-000u-00-00"}[level]
+    return (
+        f"{level} id {item[:80]!r} is not an IAM id (letters and digits in {ID_PARTS[level]} parts joined by '-', "
+        f"like {shape})"
+    )
+
+
+def number_problem(numbers: list[int], low: int = MIN_BOX) -> str | None:
+    """Why a row's numbers cannot be a box or a count (out of `low`..MAX_COORDINATE); None when they can."""
+    bad = [n for n in numbers if not low <= n <= MAX_COORDINATE]
+    return f"number {bad[0]} out of range {low}..{MAX_COORDINATE:,}" if bad else None
+
+
 def _table(rows: list[dict[str, object]], columns: dict[str, str]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(columns))
     return df.astype(columns)
@@ -111,6 +140,10 @@ def parse_forms(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataF
                 fields[0] if fields else "",
                 "expected 8 fields: form writer sentences segmentation lines lines_ok words words_ok",
             )
+            continue
+        problem = id_problem(fields[0], "form") or number_problem(counts, 0)
+        if problem:
+            rejects.add("parse", source, number, fields[0][:80], problem)
             continue
         rows.append(
             {
@@ -138,6 +171,10 @@ def parse_lines(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataF
         numbers = _ints(fields[2:8])
         if numbers is None:
             rejects.add("parse", source, number, item, "graylevel, components and box must be integers")
+            continue
+        problem = id_problem(item, "line") or number_problem(numbers)
+        if problem:
+            rejects.add("parse", source, number, item[:80], problem)
             continue
         if fields[1] not in FLAGS:
             rejects.add("parse", source, number, item, f"flag {fields[1]!r} is neither 'ok' nor 'err'")
@@ -176,6 +213,10 @@ def parse_words(lines: Iterable[str], source: str, rejects: Rejects) -> pd.DataF
         numbers = _ints(fields[2:7])
         if numbers is None:
             rejects.add("parse", source, number, item, "graylevel and box must be integers")
+            continue
+        problem = id_problem(item, "word") or number_problem(numbers)
+        if problem:
+            rejects.add("parse", source, number, item[:80], problem)
             continue
         if fields[1] not in FLAGS:
             rejects.add("parse", source, number, item, f"flag {fields[1]!r} is neither 'ok' nor 'err'")

@@ -6,7 +6,6 @@ augmentation (affine, elastic, brightness/contrast, erasing) is one batched tens
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,12 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iamchars.errors import UserError
-from iamchars.train.models import GEOMETRY_INPUTS
-
-
-class DataError(UserError, ValueError):
-    pass
+from iamchars.dataset.format import SPLITS, SplitArrays, read_classes, read_split, verify
 
 
 @dataclass
@@ -55,34 +49,24 @@ class Dataset:
         return [c["char"] for c in self.classes["classes"]]
 
 
-def load_split(path: Path, device: torch.device) -> Split:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            images, labels, ids = data["images"], data["labels"], data["char_ids"]
-            geometry = data["geometry"] if "geometry" in data.files else None
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: packed array missing (run `iamchars build-dataset` first)") from exc
-    except (KeyError, ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a packed iamchars split ({exc})") from exc
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise DataError(f"{path}: images must be uint8 N x S x S, got {images.dtype} {images.shape}")
-    if geometry is not None and geometry.shape != (len(images), GEOMETRY_INPUTS - 1):
-        raise DataError(f"{path}: geometry must be N x {GEOMETRY_INPUTS - 1}, got {geometry.shape}")
-    known = None if geometry is None else np.concatenate([geometry, np.ones((len(images), 1))], 1)
+def to_device(arrays: SplitArrays, device: torch.device) -> Split:
+    """A split's checked arrays as device tensors; the geometry gains its 'known' flag (all 1)."""
+    geometry = arrays.geometry
+    known = None if geometry is None else np.concatenate([geometry, np.ones((len(geometry), 1))], 1)
     return Split(
-        torch.from_numpy(images).to(device),
-        torch.from_numpy(labels.astype(np.int64)).to(device),
-        ids,
+        torch.from_numpy(arrays.images).to(device),
+        torch.from_numpy(arrays.labels).to(device),
+        arrays.char_ids,
         None if known is None else torch.from_numpy(known.astype(np.float32)).to(device),
     )
 
 
 def load_dataset(root: Path, device: torch.device) -> Dataset:
-    try:
-        classes = json.loads((root / "classes.json").read_text())
-    except FileNotFoundError as exc:
-        raise DataError(f"{root / 'classes.json'}: missing; is {root} an iamchars dataset?") from exc
-    splits = {s: load_split(root / "arrays" / f"{s}.npz", device) for s in ("train", "val", "test")}
+    """A complete dataset (its completion record checked against its files) onto `device`."""
+    root = Path(root)
+    verify(root)
+    classes = read_classes(root)
+    splits = {s: to_device(read_split(root, s, int(classes["num_classes"])), device) for s in SPLITS}
     size = int(splits["train"].images.shape[-1]) if len(splits["train"]) else int(classes.get("image_size", 32))
     return Dataset(splits["train"], splits["val"], splits["test"], classes, size)
 

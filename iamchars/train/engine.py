@@ -276,6 +276,8 @@ def train(
     generator = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed + ctx.rank)
     history: list[dict[str, float]] = []
     best = {"val_top1": -1.0, "epoch": -1}
+    best_weights: dict[str, Any] | None = None
+    """The best epoch's weights (on the CPU), which last.pt carries so that best.pt can always be re-made."""
     start_epoch = 0
     last = out / "checkpoints" / "last.pt"
     if resume:
@@ -292,6 +294,8 @@ def train(
             if ema is not None and ckpt.get("ema"):
                 ema.model.load_state_dict(ckpt["ema"])
             history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
+            if "best_weights" in ckpt:  # None: the epoch it was saved at was the best
+                best_weights = ckpt["best_weights"] or _weights_of(ckpt)
             if ctx.world == 1 and ckpt.get("world_size", 1) == 1:
                 generator.set_state(ckpt["generator"])  # bit for bit, as if never stopped
             else:  # another world size: a fresh stream per rank and epoch
@@ -373,14 +377,19 @@ def train(
         }
         history.append(row)
         improved = row["val_top1"] > best["val_top1"]
+        current: dict[str, Any] = {
+            "model": model.state_dict(),
+            "ema": ema.model.state_dict() if ema is not None else None,
+        }
         if improved:
             best = {"val_top1": row["val_top1"], "epoch": epoch + 1}
+            best_weights = _cpu_copy(current)
             stale = 0
         else:
             stale += 1
         state = {
-            "model": model.state_dict(),
-            "ema": ema.model.state_dict() if ema is not None else None,
+            **current,
+            "best_weights": None if improved else best_weights,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
@@ -393,7 +402,7 @@ def train(
             "world_size": ctx.world,
             "steps_per_epoch": steps_per_epoch,
         }
-        if ctx.is_main:
+        if ctx.is_main:  # last.pt first: it holds what best.pt needs, so a stop between the two loses nothing
             save_state(last, state)
             if improved:
                 save_state(out / "checkpoints" / "best.pt", state)
@@ -405,6 +414,8 @@ def train(
         if cfg.patience and stale >= cfg.patience:
             log(f"early stop: no better validation accuracy for {cfg.patience} epochs")
             break
+    if ctx.is_main:
+        ensure_best(out / "checkpoints")
     ctx.barrier()  # best.pt is written
     best_model, _ = model_from_checkpoint(out / "checkpoints" / "best.pt", device)
     test, logits = evaluate_split(best_model, data.test, data.class_chars)
@@ -421,6 +432,48 @@ def train(
     if ctx.is_main:
         write_json(out / "metrics.json", metrics)
     return {"metrics": metrics, "model": best_model, "test_logits": logits, "history": history}
+
+
+def _weights_of(state: dict[str, Any]) -> dict[str, Any]:
+    return {"model": state["model"], "ema": state.get("ema")}
+
+
+def _cpu_copy(weights: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: None if tensors is None else {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
+        for name, tensors in weights.items()
+    }
+
+
+def best_from_last(last: dict[str, Any]) -> dict[str, Any] | None:
+    """The best.pt that a last.pt implies: itself when its epoch was the best, else its state with the best
+    epoch's weights; None for a last.pt written before it carried them."""
+    best_epoch = int(last["best"]["epoch"])
+    if best_epoch == int(last["epoch"]) + 1:
+        return last
+    if not last.get("best_weights"):
+        return None
+    return {**last, **last["best_weights"], "epoch": best_epoch - 1, "best_weights": None}
+
+
+def ensure_best(folder: Path) -> None:
+    """Make best.pt agree with last.pt, whatever moment a stop came at: a best.pt that is missing, unreadable
+    or of another epoch than the one last.pt names as best is re-made from last.pt."""
+    last = load_checkpoint(folder / "last.pt")
+    best_path = folder / "best.pt"
+    try:
+        current = load_checkpoint(best_path) if best_path.is_file() else None
+    except CheckpointError:
+        current = None
+    if current is not None and int(current["epoch"]) + 1 == int(last["best"]["epoch"]):
+        return
+    derived = best_from_last(last)
+    if derived is None:
+        raise CheckpointError(
+            f"{best_path}: missing or of another epoch than {folder / 'last.pt'} names as best, and last.pt (from an "
+            "older iamchars) cannot re-make it; use --force to start over"
+        )
+    save_state(best_path, derived)
 
 
 def _fast_forward(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> None:
