@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/iamchars synth --config $(CONFIG) --out $(DEMO)/iam --preview
+	$(BIN)/iamchars synth --config $(CONFIG) --out $(DEMO)/iam --preview --force
 	$(BIN)/iamchars build-dataset --config $(CONFIG) --iam-root $(DEMO)/iam --out $(DEMO)/dataset
 	$(BIN)/iamchars evaluate-segmentation --gt $(DEMO)/iam/chars_gt.csv --manifest $(DEMO)/dataset/manifest.parquet --iam-root $(DEMO)/iam --out $(DEMO)/segeval
 	$(BIN)/iamchars train --config $(CONFIG) --data $(DEMO)/dataset --out $(DEMO)/run --force
@@ -53,7 +53,7 @@ faults: $(STAMP)
 
 # Every model on the demo dataset with the same budget: data/demo/zoo/zoo.md (builds the dataset if needed).
 zoo: $(STAMP)
-	test -f $(DEMO)/dataset/manifest.parquet || $(BIN)/iamchars synth --config $(CONFIG) --out $(DEMO)/iam
+	test -f $(DEMO)/dataset/manifest.parquet || $(BIN)/iamchars synth --config $(CONFIG) --out $(DEMO)/iam --force
 	test -f $(DEMO)/dataset/manifest.parquet || $(BIN)/iamchars build-dataset --config $(CONFIG) --iam-root $(DEMO)/iam --out $(DEMO)/dataset
 	$(BIN)/iamchars zoo --config $(CONFIG) --data $(DEMO)/dataset --out $(DEMO)/zoo
 

@@ -74,7 +74,7 @@ def command(name: str | None = None, resume_hint: str = RERUN) -> Callable[[F], 
                 with raise_on_sigterm():
                     return fn(*args, **kwargs)
             except UserError as exc:
-                raise _fail(str(exc)) from None
+                raise _fail(str(exc), exc.exit_code) from None
             except OSError as exc:
                 where = f"{exc.filename}: " if exc.filename else ""
                 raise _fail(f"{where}{exc.strerror or exc}") from None
@@ -732,32 +732,26 @@ def evaluate(
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm")
 
 
-def expand_images(paths: list[Path]) -> list[Path]:
-    """Files as given; a folder stands for every image file under it (sorted)."""
-    # a looping link or FIFO named like an image stays in the list: the reader lists it as unreadable
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():  # anything named like an image but a folder is read (and listed if it is no image)
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
-            if not found:
-                raise UserError(f"{path}: folder holds no image ({', '.join(IMAGE_SUFFIXES)})")
-            out += found
-        else:
-            out.append(path)
-    return out
-
-
-def read_images(paths: list[Path], size: int) -> tuple[list[Path], list[np.ndarray], list[str]]:
-    """The readable images prepared for the network, and why each other one was skipped: one bad file (a
-    folder, a FIFO, a looping link, no image at all) never stops the rest."""
-    import numpy as np
+def read_images(arguments: list[Path], size: int) -> tuple[list[Path], list[np.ndarray], list[str]]:
+    """The readable images among `arguments` (files, or folders standing for every file under them named like
+    an image, sorted) prepared for the network, and why each other one was skipped: one bad file or folder
+    (no image in it, a FIFO, a looping link, not an image at all) never stops the rest."""
 
     from iamchars.fileio import read_gray
     from iamchars.train.inference import prepare_image
 
+    paths: list[Path] = []
+    bad: list[str] = []
+    for path in arguments:
+        if path.is_dir():  # what is named like an image but is no regular file is read, and listed below
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+            paths += found
+            if not found:
+                bad.append(f"{path}: folder holds no image ({', '.join(IMAGE_SUFFIXES)})")
+        else:
+            paths.append(path)
     good: list[Path] = []
     prepared: list[np.ndarray] = []
-    bad: list[str] = []
     for path in paths:
         try:
             prepared.append(prepare_image(read_gray(path), size))
@@ -784,7 +778,7 @@ def predict(
 
     model, ckpt = model_from_checkpoint(checkpoint, pick_device(device or "auto"))
     size = int(ckpt["image_size"])
-    good, prepared, bad = read_images(expand_images(images), size)
+    good, prepared, bad = read_images(images, size)
     results = top_k(model, np.stack(prepared), [c["char"] for c in ckpt["classes"]["classes"]], top) if good else []
     if as_json:
         typer.echo(
@@ -825,7 +819,7 @@ def explain(
     model, ckpt = model_from_checkpoint(checkpoint, pick_device(device or "auto"))
     size = int(ckpt["image_size"])
     chars = [c["char"] for c in ckpt["classes"]["classes"]]
-    paths, prepared, bad = read_images(expand_images(images), size)
+    paths, prepared, bad = read_images(images, size)
     for reason in bad:
         typer.secho(f"skipped: {reason}", fg=typer.colors.YELLOW, err=True)
     if not paths:

@@ -46,6 +46,8 @@ segmentation aligns with, and a writer in that font would let alignment grade it
 class ConfigError(UserError, ValueError):
     """A configuration file or override that cannot be used; the message names the file and key."""
 
+    exit_code = 2
+
 
 def bounded(default: Any, lo: float | None = None, hi: float | None = None, shapes_output: bool = True) -> Any:
     """A numeric field with its allowed range, checked when a config is loaded and shown in `--help`.

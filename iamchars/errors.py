@@ -8,3 +8,6 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A problem with the user's input, files or options; the message is what the user needs to read."""
+
+    exit_code = 1
+    """The command's exit status: 1 for a failed run, 2 for an option refused before any work."""

@@ -43,6 +43,8 @@ class DiskFullError(FileError):
 class OverlapError(UserError, ValueError):
     """An output path that is, or lies inside, an input of the same command (or holds one that it replaces)."""
 
+    exit_code = 2
+
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 

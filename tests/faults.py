@@ -7,8 +7,11 @@ typer's CliRunner. Each trial builds what it breaks inside the workspace, so tri
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import stat
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +92,7 @@ def _fails_with(outcome: Outcome, *phrases: str) -> tuple[bool, str]:
     return ok, _first_error(outcome)
 
 
-def _build(ws: Workspace, root: Path, out: Path, *extra: str) -> Outcome:
+def _build(ws: Workspace, root: Path, out: Path, *extra: object, fsize: int | None = None) -> Outcome:
     return ws.cli(
         "build-dataset",
         "--iam-root",
@@ -102,6 +105,7 @@ def _build(ws: Workspace, root: Path, out: Path, *extra: str) -> Outcome:
         "refined",
         "--no-progress",
         *extra,
+        fsize=fsize,
     )
 
 
@@ -243,7 +247,7 @@ def _copy_run(ws: Workspace) -> Path:
     return run
 
 
-def _train(ws: Workspace, out: Path, *extra: str, data: Path | None = None) -> Outcome:
+def _train(ws: Workspace, out: Path, *extra: object, data: Path | None = None) -> Outcome:
     return ws.cli(
         "train",
         "--data",
@@ -628,13 +632,449 @@ def threads(ws: Workspace) -> tuple[bool, str]:
     return ok, f"--threads 1 -> {threads_used}; default here {usable_cpus()} (affinity {affinity})"
 
 
+# -- round two: ids, outputs over inputs, half-made datasets, checkpoints, strange files, silent wrong data ---
+
+
+def _files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if not p.is_dir()}
+
+
+def _digests(paths: list[Path]) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+@trial(
+    "ids that are paths (../../x, /abs, no dashes, odd characters) in forms, lines, words",
+    "each a reject with file and line; nothing written outside --out; exit 0",
+)
+def ids_are_not_paths(ws: Workspace) -> tuple[bool, str]:
+    root = ws.copy_corpus("hostile-ids")
+    bad_words = ["../../x-000-00-00", "/tmp/iamchars-x-000-00-00", "nodash", "s00-000-00-0%", "s00-000-00-00/..", "."]
+    with open(root / "ascii" / "words.txt", "a") as handle:
+        handle.writelines(f"{i} ok 170 100 100 50 40 NN word\n" for i in bad_words)
+    with open(root / "ascii" / "lines.txt", "a") as handle:
+        handle.write("../../x-000-00 ok 170 2 100 100 300 60 a|b\n")
+    with open(root / "ascii" / "forms.txt", "a") as handle:
+        handle.write("../../x-000 001 1 all 1 1 1 1\n")
+    base = ws.new("ids")
+    out = base / "a" / "b" / "out"
+    outcome = _build(ws, root, out, "--include-err")
+    escaped = [p for p in _files_under(base) if out not in p.parents] + list(Path("/tmp").glob("iamchars-x*"))
+    rejects = pd.read_csv(out / "rejects.csv", keep_default_na=False) if (out / "rejects.csv").is_file() else None
+    listed = 0 if rejects is None else int(rejects["reason"].str.contains("is not an IAM id").sum())
+    numbered = rejects is not None and (rejects.loc[rejects["reason"].str.contains("IAM id"), "line"] != "").all()
+    ok = outcome.code == 0 and not escaped and listed == len(bad_words) + 2 and numbered
+    return ok, f"exit {outcome.code}, {listed} ids rejected with their line, {len(escaped)} files outside --out"
+
+
+def _inputs_intact(before: dict[str, str]) -> bool:
+    return _digests([Path(p) for p in before]) == before
+
+
+@trial(
+    "an output onto an input (info --rejects, evaluate / export-model --out the checkpoint, explain --out its "
+    "image, build-dataset into --iam-root, train --out the dataset, evaluate --out inside the dataset)",
+    "exit 2 before any work, one line naming both; every input byte for byte as before",
+)
+def outputs_never_replace_inputs(ws: Workspace) -> tuple[bool, str]:
+    root = ws.copy_corpus("overlap")
+    run = _copy_run(ws)
+    best = run / "checkpoints" / "best.pt"
+    image = next((ws.dataset / "images").rglob("*.png"))
+    picture = ws.new("pic") / image.name
+    shutil.copy(image, picture)
+    watched = [root / "ascii" / "words.txt", best, picture, *(ws.dataset / "arrays").glob("*.npz")]
+    before = _digests(watched)
+    results = [
+        ws.cli("info", "--iam-root", root, "--rejects", root / "ascii" / "words.txt"),
+        ws.cli("evaluate", "--checkpoint", best, "--data", ws.dataset, "--out", best),
+        ws.cli("evaluate", "--checkpoint", best, "--data", ws.dataset, "--out", ws.dataset / "metrics.json"),
+        ws.cli("export-model", "--checkpoint", best, "--out", best),
+        ws.cli("explain", "--checkpoint", best, picture, "--out", picture),
+        _build(ws, root, root / "dataset"),
+        _train(ws, ws.dataset, data=ws.dataset),
+    ]
+    refused = [
+        r.code == 2 and r.one_line_error and ("is the input" in r.output or "inside" in r.output) for r in results
+    ]
+    ok = all(refused) and _inputs_intact(before) and not (root / "dataset").exists()
+    return ok, f"{sum(refused)}/{len(results)} refused, inputs {'intact' if _inputs_intact(before) else 'CHANGED'}"
+
+
+@trial("synth --out a folder holding a corpus", "refused without --force; with it, no file of the old corpus left")
+def synth_over_a_corpus(ws: Workspace) -> tuple[bool, str]:
+    root = ws.copy_corpus("resynth")
+    stale = root / "lines" / "z99" / "z99-000" / "z99-000-00.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    before = _digests([root / "ascii" / "words.txt"])
+    refused = ws.cli("synth", "--out", root, "--forms", "1", "--lines-per-form", "2", "--no-progress")
+    untouched = _inputs_intact(before) and stale.exists()
+    forced = ws.cli("synth", "--out", root, "--forms", "1", "--lines-per-form", "2", "--no-progress", "--force")
+    forms = len(pd.read_csv(root / "chars_gt.csv", keep_default_na=False)["word_id"].str[:7].unique())
+    ok = refused.one_line_error and "--force" in refused.output and untouched and forced.code == 0
+    ok = ok and not stale.exists() and forms == 1 and len(list((root / "lines").rglob("*.png"))) == 2
+    return (
+        ok,
+        f"refused {refused.code}, forced {forced.code}, stale file {'left' if stale.exists() else 'gone'}, "
+        f"{forms} form",
+    )
+
+
+def _dataset_copy(ws: Workspace, name: str) -> Path:
+    out = ws.new(name) / "ds"
+    shutil.copytree(ws.dataset, out)
+    return out
+
+
+def _verifies(dataset: Path) -> bool:
+    from iamchars.dataset.format import verify
+    from iamchars.errors import UserError
+
+    try:
+        verify(dataset)
+    except UserError:
+        return False
+    return True
+
+
+@trial(
+    "disk full while rebuilding a dataset with other options",
+    "exit 1, one line naming the file and saying nothing was replaced; the old dataset whole",
+)
+def disk_full_rebuild(ws: Workspace) -> tuple[bool, str]:
+    out = _dataset_copy(ws, "full")
+    from iamchars.dataset.format import DATA_FILES
+
+    before = _digests([out / f for f in (*DATA_FILES, "dataset.json")])
+    limit = (out / "arrays" / "train.npz").stat().st_size * 11 // 10  # a form's shard fits, 48 x 48 arrays do not
+    outcome = _build(ws, ws.corpus, out, "--size", "48", fsize=limit)
+    ok = outcome.one_line_error and "nothing was replaced" in outcome.output and "arrays" in outcome.output
+    intact = _inputs_intact(before) and _verifies(out) and not (out / ".work" / "stage").exists()
+    return ok and intact, f"{_first_error(outcome)[:90]}; old dataset {'whole' if intact else 'DAMAGED'}"
+
+
+@trial(
+    "a dataset left mixed (stopped while its files were swapped)",
+    "train, evaluate and iamchars.data refuse it in one line; the same build completes it",
+)
+def mixed_dataset(ws: Workspace) -> tuple[bool, str]:
+    from iamchars.data import load_split
+    from iamchars.errors import UserError
+
+    out = _dataset_copy(ws, "mixed")
+    (out / "dataset.json").unlink()
+    (out / "manifest.csv").write_text("char_id\n")  # a new file beside the old ones
+    run = ws.new("mixedrun") / "run"
+    results = [
+        _train(ws, run, data=out),
+        ws.cli("evaluate", "--checkpoint", ws.run / "checkpoints" / "best.pt", "--data", out),
+    ]
+    try:
+        load_split(out, "train")
+        library = "read it"
+    except UserError as exc:
+        library = "refused" if "incomplete" in str(exc) else str(exc)
+    refused = all(_fails_with(r, "incomplete dataset")[0] for r in results) and library == "refused"
+    again = _build(ws, ws.corpus, out)
+    ok = refused and again.code == 0 and _verifies(out)
+    return (
+        ok,
+        f"train/evaluate {'refused' if refused else _first_error(results[0])}, library {library}, rebuilt {again.code}",
+    )
+
+
+@trial(
+    "truncated arrays/train.npz, classes.json not JSON or at odds with the labels",
+    "one line each from train and evaluate (exit 1), never a traceback",
+)
+def broken_dataset_files(ws: Workspace) -> tuple[bool, str]:
+    truncated = _dataset_copy(ws, "trunc")
+    path = truncated / "arrays" / "train.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    not_json = _dataset_copy(ws, "notjson")
+    (not_json / "classes.json").write_text("{ not json")
+    _record_again(not_json)
+    at_odds = _dataset_copy(ws, "atodds")
+    classes = json.loads((at_odds / "classes.json").read_text())
+    classes["classes"], classes["num_classes"] = classes["classes"][:3], 3
+    (at_odds / "classes.json").write_text(json.dumps(classes))
+    _record_again(at_odds)
+    results = []
+    for data, phrase in ((truncated, "train.npz"), (not_json, "classes.json"), (at_odds, "outside the 3 classes")):
+        run = ws.new("brokenrun") / "run"
+        results.append((_train(ws, run, data=data), phrase))
+        best = ws.run / "checkpoints" / "best.pt"
+        results.append((ws.cli("evaluate", "--checkpoint", best, "--data", data), phrase))
+    passed = [r.code == 1 and _fails_with(r, phrase)[0] for r, phrase in results]
+    return all(passed), f"{sum(passed)}/{len(passed)} one-line errors: {_first_error(results[0][0])[:80]}"
+
+
+@trial("evaluate on an empty split", "exit 1, one line (no nan result)")
+def evaluate_empty_split(ws: Workspace) -> tuple[bool, str]:
+    out = _dataset_copy(ws, "empty")
+    path = out / "arrays" / "test.npz"
+    with np.load(path) as data:
+        arrays = {k: data[k][:0] for k in data.files}
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    _record_again(out)
+    outcome = ws.cli("evaluate", "--checkpoint", ws.run / "checkpoints" / "best.pt", "--data", out)
+    return _fails_with(outcome, "holds no image")
+
+
+@trial(
+    "a run stopped between writing last.pt and best.pt", "--resume finishes with metrics; best.pt re-made from last.pt"
+)
+def stopped_between_checkpoints(ws: Workspace) -> tuple[bool, str]:
+    import torch
+
+    results = []
+    for damage in ("missing", "truncated"):
+        run = _copy_run(ws)
+        best = run / "checkpoints" / "best.pt"
+        (run / "metrics.json").unlink()
+        if damage == "missing":
+            best.unlink()
+        else:
+            best.write_bytes(best.read_bytes()[:500])
+        outcome = _train(ws, run, "--resume")
+        last = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+        remade = torch.load(best, weights_only=False)["epoch"] + 1 == last["best"]["epoch"] if best.is_file() else False
+        results.append(outcome.code == 0 and (run / "metrics.json").is_file() and remade)
+    return all(results), f"{sum(results)}/2 finished with best.pt re-made"
+
+
+@trial("SIGTERM of train", "exit 143, one 'interrupted; resume with --resume' line; --resume then finishes")
+def sigterm_train(ws: Workspace) -> tuple[bool, str]:
+    run = ws.new("term") / "run"
+    args = ["train", "--data", str(ws.dataset), "--out", str(run), "--model", "lenet5", "--epochs", "200"]
+    proc = _spawn([*args, "--batch-size", "32", "--no-progress", "--no-plots", "--threads", "1"], ws.tmp)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not (run / "checkpoints" / "last.pt").is_file():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    said = [ln for ln in output.splitlines() if ln.startswith("error:")] == ["error: interrupted; resume with --resume"]
+    again = _train(ws, run, "--resume", "--epochs", "1")
+    ok = proc.returncode == 143 and said and "Traceback" not in output and again.code == 0
+    return ok, f"exit {proc.returncode}, {'one line' if said else output[-80:]}; resumed: exit {again.code}"
+
+
+def _strange(path: Path, kind: str) -> None:
+    """Replace a file by a FIFO, a folder or a looping symbolic link of the same name."""
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(path.name)
+
+
+STRANGE = ("fifo", "folder", "loop")
+
+
+@trial(
+    "a FIFO, a folder and a looping link named like line images (info, build-dataset)",
+    "no hang: each listed as a reject, the run goes on (exit 0)",
+)
+def strange_line_images(ws: Workspace) -> tuple[bool, str]:
+    root = ws.copy_corpus("strange")
+    victims = [sorted(d.glob("*.png"))[0] for d in sorted((root / "lines").glob("*/*"))[:3]]
+    for path, kind in zip(victims, STRANGE, strict=True):
+        _strange(path, kind)
+    report = ws.new("info") / "rejects.csv"
+    info = ws.cli("info", "--iam-root", root, "--rejects", report)
+    listed = pd.read_csv(report, keep_default_na=False)["item_id"].tolist() if report.is_file() else []
+    out = ws.new("ds")
+    build = _build(ws, root, out)
+    built = pd.read_csv(out / "rejects.csv", keep_default_na=False)["item_id"].tolist() if build.code == 0 else []
+    stems = [p.stem for p in victims]
+    ok = info.code == 0 and build.code == 0 and all(s in listed and s in built for s in stems)
+    return ok, f"info exit {info.code}, build exit {build.code}, listed {sum(s in built for s in stems)}/3"
+
+
+@trial(
+    "a FIFO, a looping link and a folder named like images among good ones (predict, explain)",
+    "no hang: the good ones answered, the others listed",
+)
+def strange_images_to_predict(ws: Workspace) -> tuple[bool, str]:
+    folder = ws.new("strangeimgs")
+    for i, good in enumerate(sorted((ws.dataset / "images" / "test").rglob("*.png"))[:2]):
+        shutil.copy(good, folder / f"good{i}.png")
+    for kind in STRANGE:
+        (folder / f"{kind}.png").write_bytes(b"")
+        _strange(folder / f"{kind}.png", kind)
+    best = ws.run / "checkpoints" / "best.pt"
+    predict = ws.cli("predict", "--checkpoint", best, *sorted(folder.iterdir()))
+    explain = ws.cli("explain", "--checkpoint", best, folder, "--out", ws.new("x") / "explain.png")
+    answered = sum(line.startswith(str(folder / "good")) for line in predict.output.splitlines())
+    listed = sum(f"{kind}.png" in predict.output for kind in STRANGE)
+    ok = predict.code == 1 and answered == 2 and listed == 3 and explain.code == 0 and "explained 2" in explain.output
+    return ok, f"predict exit {predict.code}: {answered} answered, {listed} listed; explain exit {explain.code}"
+
+
+@trial(
+    "coordinates past 2^32 or far outside any page; a word box far too narrow for its text",
+    "rejects with file and line, never boxes; the card counts the narrow one",
+)
+def silent_wrong_numbers(ws: Workspace) -> tuple[bool, str]:
+    root = ws.copy_corpus("numbers")
+    path = root / "ascii" / "words.txt"
+    rows = path.read_text().splitlines()
+    data = [i for i, r in enumerate(rows) if not r.startswith("#")]
+    wrapped, far, narrow = data[:3]
+    fields = rows[wrapped].split(" ")
+    fields[3] = str(2**32 + int(fields[3]))
+    rows[wrapped] = " ".join(fields)
+    fields = rows[far].split(" ")
+    fields[4] = "2000000000"
+    rows[far] = " ".join(fields)
+    fields = rows[narrow].split(" ")
+    rows[narrow] = " ".join([*fields[:5], "133", *fields[6:8], "w" * 200])
+    path.write_text("\n".join(rows) + "\n")
+    out = ws.new("ds")
+    outcome = _build(ws, root, out, "--include-err")
+    rejects = pd.read_csv(out / "rejects.csv", keep_default_na=False) if outcome.code == 0 else pd.DataFrame()
+    by_line = {int(r.line): r.reason for r in rejects.itertuples() if str(r.line)} if len(rejects) else {}
+    ranged = all("out of range" in by_line.get(i + 1, "") for i in (wrapped, far))
+    manifest = pd.read_parquet(out / "manifest.parquet") if outcome.code == 0 else pd.DataFrame({"word_id": []})
+    word_ids = [rows[i].split(" ")[0] for i in (wrapped, far, narrow)]
+    card = (out / "card.md").read_text() if outcome.code == 0 else ""
+    ok = ranged and not manifest["word_id"].isin(word_ids).any() and "too narrow" in card
+    return (
+        ok,
+        f"exit {outcome.code}; out-of-range rows {'rejected' if ranged else 'KEPT'}; "
+        f"narrow counted {'too narrow' in card}",
+    )
+
+
+@trial("an image changed since a killed build", "the resumed build reuses no shard made from the old image")
+def changed_image_invalidates_shards(ws: Workspace) -> tuple[bool, str]:
+    root = ws.tmp / "changing"
+    if not root.exists():
+        shutil.copytree(_big_corpus(ws), root)
+    out = ws.new("dschange")
+    args = _two_worker_build(root, out)
+    proc = _spawn(args, ws.tmp)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob(".work/forms/*.npz"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=30)
+    kept = len(list(out.glob(".work/forms/*.npz")))
+    image = sorted((root / "lines").rglob("*.png"))[0]
+    gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(image), 255 - gray)  # same size, other ink
+    again = ws.cli(*args)
+    card = (out / "card.md").read_text() if (out / "card.md").is_file() else ""
+    ok = kept > 0 and again.code == 0 and "- forms_resumed: 0.00" in card
+    return ok, f"{kept} forms kept by the killed run; rebuilt {again.code}, resumed {'none' if ok else 'some'}"
+
+
+@trial(
+    "NaN or inf in a float, a section given a value (--set, TOML), --device gpu / tpu, an unknown font, a missing "
+    "font file, a folder as --config",
+    "exit 2 before any work, naming the key or option and what is allowed",
+)
+def bad_values(ws: Workspace) -> tuple[bool, str]:
+    folder = ws.new("badvalues")
+    toml = folder / "section.toml"
+    toml.write_text("train = 5\n")
+    out = folder / "out"
+    results = [
+        (_train(ws, out, "--set", "train.lr=nan"), "train.lr"),
+        (_train(ws, out, "--set", "train.lr=inf"), "train.lr"),
+        (_build(ws, ws.corpus, out, "--set", "split.ratios=[nan, 1, 1]"), "split.ratios"),
+        (_build(ws, ws.corpus, out, "--set", "segment.k_std=inf"), "segment.k_std"),
+        (_build(ws, ws.corpus, out, "--set", "export.max_reject_share=nan"), "export.max_reject_share"),
+        (_train(ws, out, "--set", "train=1"), "train is a section"),
+        (_train(ws, out, "--config", toml), "train is a section"),
+        (_train(ws, out, "--device", "gpu"), "--device"),
+        (ws.cli("predict", "--checkpoint", ws.run / "checkpoints" / "best.pt", "--device", "tpu", toml), "--device"),
+        (_build(ws, ws.corpus, out, "--font", "no-such-font"), "no-such-font"),
+        (_build(ws, ws.corpus, out, "--font", folder / "missing.ttf"), "missing.ttf"),
+        (_build(ws, ws.corpus, out, "--config", folder), "is a folder"),
+    ]
+    passed = [r.code == 2 and phrase in r.output and "Traceback" not in r.output for r, phrase in results]
+    nothing = not out.exists()
+    return all(passed) and nothing, f"{sum(passed)}/{len(passed)} refused with exit 2, nothing written {nothing}"
+
+
+def _tar(path: Path, members: list[tuple[str, str, bytes]]) -> None:
+    """A tgz of (name, link target or '', data) members: a symlink when the target is given."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, target, data in members:
+            info = tarfile.TarInfo(name)
+            if target:
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+@trial(
+    "a tar with a chain of links (up -> ., out -> up/.., out/x); a truncated tar",
+    "refused before anything is written; nothing of it left in the target",
+)
+def archives_chain_and_truncated(ws: Workspace) -> tuple[bool, str]:
+    src = ws.new("tars")
+    base = ws.new("target")
+    target = base / "iam"
+    chained = src / "chain" / "lines.tgz"
+    chained.parent.mkdir()
+    _tar(chained, [("up", ".", b""), ("out", "up/..", b""), ("out/escaped.txt", "", b"x"), ("a.png", "", b"y")])
+    first = ws.cli("download", "--from", chained, "--out", target)
+    truncated = src / "trunc" / "words.tgz"
+    truncated.parent.mkdir()
+    _tar(truncated, [(f"w{i}.png", "", os.urandom(20_000)) for i in range(8)])
+    truncated.write_bytes(truncated.read_bytes()[:60_000])
+    second = ws.cli("download", "--from", truncated, "--out", target)
+    left = [p for p in _files_under(base) if "archives" not in p.parts and p.name != "download_state.json"]
+    ok = first.one_line_error and "link" in first.output and second.one_line_error and not left
+    return ok, f"chain exit {first.code}, truncated exit {second.code}; {len(left)} extracted files left behind"
+
+
 # -- running ---------------------------------------------------------------------------------------------------
 
 
+def file_size_limit(limit: int | None) -> contextlib.AbstractContextManager[None]:
+    """Writes past `limit` bytes fail with EFBIG, as on a full disk (SIGXFSZ ignored); None: no limit."""
+
+    @contextlib.contextmanager
+    def limited() -> Iterator[None]:
+        if limit is None:
+            yield
+            return
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, previous)
+
+    return limited()
+
+
 def subprocess_cli(cwd: Path) -> Cli:
-    def run(*args: object) -> Outcome:
+    def run(*args: object, fsize: int | None = None) -> Outcome:
+        def limit() -> None:
+            file_size_limit(fsize).__enter__()
+
         proc = subprocess.run(
-            [sys.executable, "-m", "iamchars.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True
+            [sys.executable, "-m", "iamchars.cli", *map(str, args)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=600,  # a hang is a failed trial, not a stuck table
+            preexec_fn=limit,
         )
         return Outcome(proc.returncode, proc.stdout + proc.stderr)
 

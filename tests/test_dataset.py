@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -133,22 +135,57 @@ def test_manifest_contract_and_outputs(built: Path, synth_corpus: Path) -> None:
     assert len(list((built / "qa" / "classes").glob("*.png"))) == manifest["label"].nunique()
 
 
-def test_image_folder_layout_loads_like_torchvision(built: Path) -> None:
-    """torchvision.datasets.ImageFolder: classes are the sorted folder names, indices in that order."""
+def image_folder_classes(split_root: Path) -> dict[str, int]:
+    """torchvision's ImageFolder rule (`find_classes`): the sorted names of the sub-folders, each indexed by its
+    place in that order, whatever the names say."""
+    return {name: i for i, name in enumerate(sorted(e.name for e in os.scandir(split_root) if e.is_dir()))}
+
+
+def test_image_folder_gives_every_image_its_label_in_every_split(built: Path) -> None:
+    from iamchars.data import class_to_idx
+
     manifest = pd.read_parquet(built / "manifest.parquet").set_index("char_id")
-    split_root = built / "images" / "train"
-    folders = sorted(p.name for p in split_root.iterdir() if p.is_dir())
-    class_to_idx = {name: int(name.split("_")[0]) for name in folders}
-    assert list(class_to_idx.values()) == sorted(class_to_idx.values())
-    count = 0
-    for folder in folders:
-        for png in sorted((split_root / folder).glob("*.png")):
-            image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
-            assert image.shape == (32, 32) and image.dtype == np.uint8
-            row = manifest.loc[png.stem]
-            assert row["label"] == class_to_idx[folder] and row["image"] == str(png.relative_to(built))
-            count += 1
-    assert count == int((manifest["split"] == "train").sum())
+    counts = manifest.groupby("split")["label"].nunique()
+    assert counts.min() < len(json.loads((built / "classes.json").read_text())["classes"])  # splits lack classes
+    for split in ("train", "val", "test"):
+        split_root = built / "images" / split
+        assert image_folder_classes(split_root) == class_to_idx(built)  # empty folders hold the places
+        count = 0
+        for folder, index in image_folder_classes(split_root).items():
+            for png in sorted((split_root / folder).glob("*.png")):
+                image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+                assert image.shape == (32, 32) and image.dtype == np.uint8
+                row = manifest.loc[png.stem]
+                assert row["label"] == index and row["image"] == str(png.relative_to(built))
+                count += 1
+        assert count == int((manifest["split"] == split).sum())
+
+
+def test_a_dataset_is_complete_or_refused(built: Path, synth_corpus: Path, tmp_path: Path) -> None:
+    from iamchars.dataset.format import RECORD, DatasetFormatError, verify
+
+    record = verify(built)
+    assert set(record["files"]) >= {"manifest.parquet", "arrays/train.npz", "classes.json", "qa/overview.png"}
+    out = tmp_path / "ds"
+    shutil.copytree(built, out)
+    before = (out / "manifest.parquet").read_bytes()
+
+    def disk_full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError), pytest.MonkeyPatch.context() as patch:  # failing while staging replaces nothing
+        patch.setattr(export, "make_record", disk_full)
+        _build(synth_corpus, out, "export.size=28")
+    assert (out / "manifest.parquet").read_bytes() == before and verify(out) == record
+    assert not (out / ".work" / "stage").exists() and (out / ".work" / "forms").is_dir()  # kept for a rerun
+    (out / "classes.json").write_text("{}")
+    with pytest.raises(DatasetFormatError, match=r"classes\.json: differs from the dataset's record"):
+        verify(out)
+    (out / RECORD).unlink()
+    with pytest.raises(DatasetFormatError, match="incomplete dataset"):
+        verify(out)
+    _build(synth_corpus, out)  # the same build completes it
+    assert verify(out)["files"]["manifest.parquet"] == record["files"]["manifest.parquet"]
 
 
 def test_same_input_gives_a_byte_identical_manifest(built: Path, synth_corpus: Path, tmp_path: Path) -> None:

@@ -175,12 +175,39 @@ def test_links_and_devices_are_refused(tmp_path: Path) -> None:
         extract_archive(zpath, tmp_path / "t")
 
 
-def test_corrupt_archive_is_reported(tmp_path: Path) -> None:
-    good = _tar(tmp_path / "good.tgz", {"a.bin": np.random.default_rng(1).bytes(200_000)})
+def test_chains_of_links_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    chains = {
+        "a link through a link": [("up", "."), ("out", "up/.."), ("out/x", "")],
+        "a member written through a link": [("d", "sub"), ("sub", ""), ("d/x", "")],
+        "a link to a link's target": [("a", "b"), ("b", "../.."), ("c", "")],
+    }
+    for why, members in chains.items():
+        path = tmp_path / f"{why}.tar"
+        with tarfile.open(path, "w") as tar:
+            for name, link in members:
+                info = tarfile.TarInfo(name)
+                if link:
+                    info.type, info.linkname = tarfile.SYMTYPE, link
+                    tar.addfile(info)
+                else:
+                    tar.addfile(info, io.BytesIO(b""))
+        target = tmp_path / "t"
+        with pytest.raises(UnsafeArchiveError, match="link"):
+            extract_archive(path, target)
+        assert not any(target.iterdir()), why
+
+
+def test_corrupt_archive_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    good = _tar(tmp_path / "good.tgz", {f"a{i}.bin": rng.bytes(100_000) for i in range(4)})
     bad = tmp_path / "ascii.tgz"
-    bad.write_bytes(good.read_bytes()[:50_000])
+    bad.write_bytes(good.read_bytes()[:250_000])  # the first members whole, then the cut
     with pytest.raises(CorruptArchiveError, match=r"ascii\.tgz"):
         extract_archive(bad, tmp_path / "t")
+    assert not any((tmp_path / "t").iterdir())  # extracted in a staging folder, moved in only when whole
+    assert (
+        extract_archive(good, tmp_path / "t") == 4 and sorted(p.name for p in (tmp_path / "t").iterdir())[0] == "a0.bin"
+    )
 
 
 def test_import_from_local_archives_and_from_a_tree(tmp_path: Path) -> None:

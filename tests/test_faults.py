@@ -9,13 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from iamchars.cli import app
-from tests.faults import TRIALS, Outcome, Trial, Workspace, prepare
+from tests.faults import TRIALS, Outcome, Trial, Workspace, file_size_limit, prepare
 
 runner = CliRunner()
 
 
-def runner_cli(*args: object) -> Outcome:
-    result = runner.invoke(app, [str(a) for a in args])
+def runner_cli(*args: object, fsize: int | None = None) -> Outcome:
+    with file_size_limit(fsize):
+        result = runner.invoke(app, [str(a) for a in args])
     return Outcome(result.exit_code, result.output)
 
 

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from iamchars.cli import app
 from iamchars.config import ParseConfig, SplitConfig
-from iamchars.iam.corpus import load_corpus
+from iamchars.fileio import UnsafePathError
+from iamchars.iam.corpus import image_path, load_corpus
 from iamchars.iam.parse import parse_forms, parse_lines, parse_words
 from iamchars.iam.rejects import IAMFormatError, Rejects
 from iamchars.iam.splits import assign_form_splits, hash_split, writer_splits_from_task
@@ -237,3 +238,47 @@ def test_png_size_sees_truncation_without_decoding(tmp_path: Path) -> None:
     path.write_bytes(b"GIF89a" + bytes(30))
     assert png_size(path) == "image is not a PNG"
     assert png_size(tmp_path / "none.png") == "image missing"
+
+
+def test_ids_that_are_not_iam_ids_are_rejects_never_paths() -> None:
+    rejects = Rejects()
+    words = parse_words(
+        [
+            "a01-000u-00-00 ok 154 408 768 27 51 AT A",
+            "../../x-000-00-00 ok 154 408 768 27 51 AT A",
+            "/abs-000-00-00 ok 154 408 768 27 51 AT A",
+            "nodash ok 154 408 768 27 51 AT A",
+            "a01-000u-00 ok 154 408 768 27 51 AT A",
+            "a01-000u-00-01 ok 154 4294967732 768 27 51 AT A",
+        ],
+        "ascii/words.txt",
+        rejects,
+    )
+    lines = parse_lines(["a01-000u-0_ ok 154 19 408 746 1661 89 A|MOVE"], "ascii/lines.txt", rejects)
+    forms = parse_forms(["a01/000u 000 2 prt 7 5 52 36"], "ascii/forms.txt", rejects)
+    assert words["word_id"].tolist() == ["a01-000u-00-00"] and lines.empty and forms.empty
+    table = rejects.frame()
+    assert table["line"].tolist() == [2, 3, 4, 5, 6, 1, 1]
+    assert table["reason"].str.contains("is not an IAM id").sum() == 6
+    assert "out of range" in table["reason"].iloc[4]
+    with pytest.raises(UnsafePathError):  # a bug that let one through could still not make it a path
+        image_path(Path("/data"), "lines", "../../etc")
+
+
+def test_xml_ids_and_numbers_are_checked_with_their_line() -> None:
+    xml = b"""<?xml version="1.0" encoding="UTF-8"?>
+<form id="a01-000x" writer-id="001">
+ <line id="a01-000x-00" threshold="180">
+  <word id="a01-000x-00-00" text="A"><cmp x="10" y="20" width="5" height="30"/></word>
+  <word id="../../a01-000x-00-01" text="B"><cmp x="10" y="20" width="5" height="30"/></word>
+  <word id="a01-000x-00-02" text="C"><cmp x="ten" y="20" width="5" height="30"/></word>
+  <word id="b99-000x-00-03" text="D"><cmp x="10" y="20" width="5" height="30"/></word>
+ </line>
+ <line id="a01-000x-01/.." threshold="180"/>
+</form>"""
+    rejects = Rejects()
+    _, _, words = parse_xml_forms([("xml/a01-000x.xml", xml)], rejects)
+    assert words["word_id"].tolist() == ["a01-000x-00-00"]
+    table = rejects.frame()
+    assert table["line"].tolist() == [5, 6, 7, 9] and (table["file"] == "xml/a01-000x.xml").all()
+    assert "must be integers" in table["reason"].iloc[1] and "not of line" in table["reason"].iloc[2]

@@ -14,8 +14,16 @@ from typer.testing import CliRunner
 from iamchars.cli import app
 from iamchars.config import TrainConfig, load_config
 from iamchars.dataset.export import build_dataset
+from iamchars.nn import save_state
 from iamchars.train.data import Dataset, Split, augment, jitter_geometry, load_dataset, to_float
-from iamchars.train.engine import TrainingDiverged, model_from_checkpoint, predict_logits, train
+from iamchars.train.engine import (
+    TrainingDiverged,
+    ensure_best,
+    load_checkpoint,
+    model_from_checkpoint,
+    predict_logits,
+    train,
+)
 from iamchars.train.inference import export_model, prepare_image, top_k
 from iamchars.train.metrics import case_pair_errors, confusion_matrix, per_class, topk_correct
 from iamchars.train.models import MODELS, GeometryNet, build_model, summary
@@ -87,6 +95,36 @@ def test_resume_continues_from_the_saved_epoch(dataset_dir: Path, tmp_path: Path
     b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["metrics"]["test"]["top1"] == full["metrics"]["test"]["top1"]
+
+
+def test_best_pt_is_remade_from_last_pt_whatever_the_moment_of_the_stop(tmp_path: Path) -> None:
+    def state(epoch: int, best_epoch: int, weight: float, best_weight: float | None) -> dict:
+        best_weights = None if best_weight is None else {"model": {"w": torch.tensor([best_weight])}, "ema": None}
+        return {
+            "model": {"w": torch.tensor([weight])},
+            "ema": None,
+            "best_weights": best_weights,
+            "epoch": epoch,
+            "best": {"val_top1": 0.5, "epoch": best_epoch},
+            "config": {},
+            "classes": {},
+            "image_size": 32,
+        }
+
+    folder = tmp_path / "checkpoints"
+    save_state(folder / "last.pt", state(4, 3, 5.0, 3.0))  # stopped before best.pt of epoch 3 was written
+    ensure_best(folder)
+    best = load_checkpoint(folder / "best.pt")
+    assert best["epoch"] == 2 and float(best["model"]["w"]) == 3.0
+    (folder / "best.pt").write_bytes(b"half a file")
+    ensure_best(folder)
+    assert float(load_checkpoint(folder / "best.pt")["model"]["w"]) == 3.0
+    save_state(folder / "last.pt", state(5, 6, 6.0, None))  # the last epoch was the best: best.pt is last.pt
+    ensure_best(folder)
+    assert float(load_checkpoint(folder / "best.pt")["model"]["w"]) == 6.0
+    before = (folder / "best.pt").read_bytes()
+    ensure_best(folder)  # consistent: left as it is
+    assert (folder / "best.pt").read_bytes() == before
 
 
 def test_a_nan_is_caught_with_a_clear_message(dataset_dir: Path, tmp_path: Path) -> None:

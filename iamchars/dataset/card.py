@@ -47,8 +47,12 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "(`x, y, w, h`), the segmentation confidence `score` (0..1), the self-check IoU `check_iou` (empty "
         "unless its word is separable), its line's ink mean row and standard deviation (`line_mean_y, "
         "line_std`, the statistics the vertical bounds come from) and the PNG path `image`.",
-        "- `images/{train,val,test}/<label>_<name>/<char_id>.png`: ImageFolder layout; folder names sort in "
-        "label order and never differ only by case.",
+        "- `images/{train,val,test}/<label>_<name>/<char_id>.png`: ImageFolder layout; every split holds every "
+        "class's folder (empty where it lacks the class), the names sort in label order and never differ only by "
+        "case, so ImageFolder (`allow_empty=True`) gives each image its label; `iamchars.data.class_to_idx` "
+        "returns the same map.",
+        "- `dataset.json`: the completion record (each file's size and SHA-256), written last; readers refuse a "
+        "dataset without it or at odds with it.",
         "- `arrays/{train,val,test}.npz`: `images` (N x S x S uint8), `labels` (int64), `char_ids`, and "
         "`geometry` (N x 3 float32: each box's top, bottom and width in its line's ink standard deviations, "
         "from the line's ink mean row; what a crop scaled to fill its tile loses, for `iamchars train --geometry`).",
@@ -91,6 +95,8 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         f"- Outside the class set: {sum(excluded.values()):,} characters "
         f"({', '.join(f'`{k}` {v:,}' for k, v in list(excluded.items())[:20]) or 'none'}).",
         f"- Below the minimum score: {summary['below_min_score']:,}.",
+        f"- Word boxes too narrow for their transcription (rejected, their characters not exported): "
+        f"{summary.get('narrow_word_boxes', 0):,}.",
         f"- Rejected (see `rejects.csv`): {summary['rejects']:,}"
         + ("".join(f"\n  - {v:,} x {k}" for k, v in list(summary["rejects_by_reason"].items())[:10])),
         "",

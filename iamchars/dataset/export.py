@@ -43,7 +43,7 @@ from iamchars.fileio import (
     write_table,
     write_text,
 )
-from iamchars.iam.corpus import IAMCorpus, image_path, load_corpus
+from iamchars.iam.corpus import NARROW_BOX, IAMCorpus, image_path, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.segment.pipeline import line_geometry
@@ -564,6 +564,7 @@ def _merge(
             "below_min_score": below,
             "rejects": len(all_rejects),
             "rejects_by_reason": {str(k): int(v) for k, v in all_rejects["reason"].value_counts().items()},
+            "narrow_word_boxes": int((all_rejects["reason"] == NARROW_BOX).sum()),
             "splits": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
             "writers": {s: int(manifest.loc[manifest["split"] == s, "writer_id"].nunique()) for s in SPLITS},
             "per_class": {int(label): {s: int(v) for s, v in row.items()} for label, row in counts.iterrows()},

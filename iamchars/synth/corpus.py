@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from iamchars.config import SplitConfig, SynthConfig
-from iamchars.fileio import atomic_open, write_png, write_table
+from iamchars.fileio import atomic_open, inside, write_png, write_table
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
 from iamchars.iam.splits import hash_split
@@ -185,7 +185,7 @@ def _form_job(args: tuple[int, SynthConfig, str]) -> FormResult:
     index, cfg, out = args
     result, images = render_form(index, cfg)
     for rel, image in images.items():
-        write_png(Path(out) / rel, image)
+        write_png(inside(Path(out), rel), image)
     return result
 
 

@@ -1,0 +1,50 @@
+"""The typed config: every value checked when it is loaded, one line naming the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iamchars.config import ConfigError, load_config
+
+
+@pytest.mark.parametrize(
+    "override, phrase",
+    [
+        ("train.lr=nan", "train.lr = nan: must be a finite number"),
+        ("segment.k_std=inf", "segment.k_std = inf: must be a finite number"),
+        ("export.max_reject_share=-inf", "finite"),
+        ("split.ratios=[0.8, nan, 0.1]", "split.ratios"),
+        ("train=1", "train is a section, not a value"),
+        ("train.device='gpu'", "train.device = 'gpu': must be auto, cpu, cuda, cuda:N or mps"),
+        ("segment.align_device='tpu'", "segment.align_device"),
+        ("segment.font='no-such-font'", "fontpkg-no-such-font is not installed"),
+        ("segment.font='/nowhere/x.ttf'", "font file not found"),
+        ("synth.fonts=['caveat', '../x']", "synth.fonts"),
+        ("nosuch.key=1", "unknown section [nosuch] (known: split, parse, synth, segment, export, train)"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key(override: str, phrase: str) -> None:
+    with pytest.raises(ConfigError, match=None) as caught:
+        load_config(None, [override])
+    assert phrase in str(caught.value) and caught.value.exit_code == 2
+
+
+def test_config_files_that_cannot_be_used(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+    section = tmp_path / "section.toml"
+    section.write_text("train = 5\n")
+    with pytest.raises(ConfigError, match="train is a section"):
+        load_config(section)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not a TOML file"):
+        load_config(binary)
+
+
+def test_typed_values_win_over_overrides_and_devices_and_fonts_that_exist_pass() -> None:
+    cfg = load_config(None, ["train.lr=0.1", "train.device='cuda:1'"], {"train.lr": 0.2, "train.epochs": None})
+    assert cfg.train.lr == 0.2 and cfg.train.epochs == 12 and cfg.train.device == "cuda:1"
+    assert load_config(None, ["segment.font='kalam'"]).segment.font == "kalam"
