@@ -1065,8 +1065,10 @@ def file_size_limit(limit: int | None) -> contextlib.AbstractContextManager[None
 
 def subprocess_cli(cwd: Path) -> Cli:
     def run(*args: object, fsize: int | None = None) -> Outcome:
-        def limit() -> None:
-            file_size_limit(fsize).__enter__()
+        def limit() -> None:  # in the child, for good (a context manager would undo it when collected)
+            if fsize is not None:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
         proc = subprocess.run(
             [sys.executable, "-m", "iamchars.cli", *map(str, args)],
