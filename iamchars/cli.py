@@ -113,7 +113,11 @@ def _device(value: str | None) -> str | None:
 DeviceOpt = Annotated[str | None, typer.Option(help=DEVICE_HELP, show_default="auto", callback=_device)]
 ThreadsOpt = Annotated[
     int | None,
-    cfg_option(TrainConfig, "threads", "CPU threads (0: one per CPU this process may use; 1 on a busy machine)"),
+    cfg_option(
+        TrainConfig,
+        "threads",
+        "CPU threads (0: OMP_NUM_THREADS when set, else the usable CPUs that other work leaves free)",
+    ),
 ]
 
 

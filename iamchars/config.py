@@ -272,7 +272,8 @@ class TrainConfig:
     """Feed each box's top, bottom and width in its line's ink stds to the classifier beside the crop
     (`train.models.GeometryNet`): the size and place that an EMNIST-style crop erases."""
     threads: int = bounded(0, 0, 1024)
-    """CPU threads for torch (0: one per CPU this process may use, see `iamchars.parallel.usable_cpus`)."""
+    """CPU threads for torch (0: OMP_NUM_THREADS when set, a share of the CPUs under torchrun, else the usable
+    CPUs that other work leaves free; see `iamchars.parallel.choose_threads`)."""
 
 
 @dataclass

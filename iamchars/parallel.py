@@ -14,7 +14,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -51,6 +52,77 @@ def _cgroup_cpu_quota(root: Path) -> float | None:
         return float(quota) / float(period)
     except (ValueError, ZeroDivisionError):
         return None
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    threads: int
+    why: str
+    """In words, for the log and metrics.json: what decided the count."""
+
+
+def busy_cpus(before: str, after: str, cpus: Iterable[int]) -> float:
+    """How many of `cpus` were busy between two readings of /proc/stat (`cpuN user nice system idle iowait
+    ...` lines): the sum over those CPUs of the share of their time not idle."""
+
+    def table(text: str) -> dict[int, list[int]]:
+        rows = {}
+        for line in text.splitlines():
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit():
+                rows[int(name[3:])] = [int(v) for v in fields[:8]]
+        return rows
+
+    start, end = table(before), table(after)
+    busy = 0.0
+    for cpu in cpus:
+        if cpu in start and cpu in end:
+            delta = [b - a for a, b in zip(start[cpu], end[cpu], strict=True)]
+            total = sum(delta)
+            idle = delta[3] + (delta[4] if len(delta) > 4 else 0)
+            busy += (total - idle) / total if total > 0 else 0.0
+    return busy
+
+
+def _other_work(sample_s: float = 0.25) -> float | None:
+    """CPUs of this process's set that other work keeps busy now (this process sleeps while it measures);
+    None where /proc/stat is not there to tell."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        before = Path("/proc/stat").read_text()
+        time.sleep(sample_s)
+        after = Path("/proc/stat").read_text()
+    except (OSError, AttributeError):
+        return None
+    return busy_cpus(before, after, cpus)
+
+
+def choose_threads(asked: int, env: Mapping[str, str], other_work: float | None) -> ThreadChoice:
+    """Torch's CPU threads: `asked` when given; else OMP_NUM_THREADS when set (torchrun sets it to 1); else,
+    under a launcher that starts several processes on this machine (LOCAL_WORLD_SIZE), each its share of the
+    usable CPUs; else the usable CPUs less those `other_work` keeps busy. Threads that outnumber the free cores
+    spin waiting for each other: on 2 busy cores, 2 threads ran 8 times slower than 1."""
+    if asked:
+        return ThreadChoice(asked, f"--threads {asked}")
+    omp = env.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        return ThreadChoice(int(omp), f"OMP_NUM_THREADS={omp}")
+    cpus = usable_cpus()
+    local = int(env["LOCAL_WORLD_SIZE"]) if env.get("LOCAL_WORLD_SIZE", "").isdigit() else 1
+    share = max(1, cpus // max(local, 1))
+    why = f"{cpus} usable CPUs" + (f" shared by {local} processes on this machine" if local > 1 else "")
+    if other_work is None or other_work < 0.5:
+        return ThreadChoice(share, why + (", idle" if other_work is not None else ""))
+    free = max(1, min(share, round(cpus - other_work)))
+    return ThreadChoice(free, f"{why}, {other_work:.1f} of them busy with other work")
+
+
+def default_threads(asked: int = 0) -> ThreadChoice:
+    """`choose_threads` for this process, now: reads the environment and, when it has to, how busy the CPUs
+    are (a quarter of a second)."""
+    if asked or os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        return choose_threads(asked, os.environ, None)
+    return choose_threads(asked, os.environ, _other_work())
 
 
 def resolve_workers(asked: int, jobs: int) -> int:

@@ -619,17 +619,28 @@ def ctrl_c_build(ws: Workspace) -> tuple[bool, str]:
     return ok, f"exit {proc.returncode} in {stopped_in:.1f} s, {kept} forms kept, resumed {resumed}"
 
 
-@trial("training threads", "default = CPUs this process may use; --threads is honoured")
+@trial("training threads", "--threads honoured; OMP_NUM_THREADS respected when set; metrics.json says why")
 def threads(ws: Workspace) -> tuple[bool, str]:
-    from iamchars.parallel import usable_cpus
-
     run = ws.new("threads") / "run"
     outcome = _train(ws, run, "--threads", "1")
-    metrics = pd.read_json(run / "metrics.json", typ="series") if (run / "metrics.json").is_file() else {}
-    threads_used = metrics.get("threads") if len(metrics) else None
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else usable_cpus()
-    ok = outcome.code == 0 and threads_used == 1 and 1 <= usable_cpus() <= affinity
-    return ok, f"--threads 1 -> {threads_used}; default here {usable_cpus()} (affinity {affinity})"
+    metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
+    env_run = ws.new("threads-env") / "run"
+    args = ["train", "--data", ws.dataset, "--out", env_run, "--model", "lenet5", "--epochs", "1", "--no-plots"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "iamchars.cli", *map(str, args), "--batch-size", "32", "--no-progress"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    from_env = json.loads((env_run / "metrics.json").read_text()) if proc.returncode == 0 else {}
+    ok = outcome.code == 0 and metrics.get("threads") == 1 and metrics.get("threads_why") == "--threads 1"
+    ok = ok and from_env.get("threads") == 1 and from_env.get("threads_why") == "OMP_NUM_THREADS=1"
+    return (
+        ok,
+        f"--threads 1 -> {metrics.get('threads')}; "
+        f"OMP_NUM_THREADS=1 -> {from_env.get('threads')} ({from_env.get('threads_why')})",
+    )
 
 
 # -- round two: ids, outputs over inputs, half-made datasets, checkpoints, strange files, silent wrong data ---

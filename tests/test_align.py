@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from typer.testing import CliRunner
 
 from iamchars.cli import app
@@ -220,6 +221,30 @@ def test_a_small_corpus_networks_stop_after_so_many_passes_over_their_words() ->
     assert steps_for(384, plan) == 600
     assert steps_for(147, plan) == 230  # a few hundred words: 50 passes, ceil(50 * 147 / 32)
     assert steps_for(0, plan) == 1
+
+
+def test_self_training_reports_every_step_it_planned_with_its_run_round_and_fold() -> None:
+    from iamchars.segment.alignment import STRIP_ROWS, AlignmentWord
+    from iamchars.segment.selftrain import SelfTrainingPlan, planned_steps, self_train
+
+    rng = np.random.default_rng(0)
+    words = [
+        AlignmentWord(
+            f"w{i}",
+            f"writer{i % 4}",
+            "abc",
+            rng.integers(0, 255, (STRIP_ROWS, 48), np.uint8),
+            1.0,
+            np.array([0.0, 16.0, 32.0, 48.0]),
+            48,
+        )
+        for i in range(12)
+    ]
+    plan = SelfTrainingPlan(steps=3, rounds=2, folds=2, runs=2, runs_max_words=100, sample_words=4)
+    reports: list[tuple[str, int]] = []
+    self_train(words, plan, torch.device("cpu"), None, lambda where, done: reports.append((where, done)))
+    assert sum(done for _, done in reports) == planned_steps(words, plan) == 2 * 2 * 2 * 3
+    assert reports[0][0] == "run 1/2, round 1/2, fold 1/2" and reports[-1][0] == "run 2/2, round 2/2, fold 2/2"
 
 
 def test_runs_average_inner_cuts_and_take_the_median_end() -> None:

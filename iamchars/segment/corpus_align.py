@@ -22,7 +22,7 @@ from iamchars.segment.aligner import SegmentNet
 from iamchars.segment.alignment import ALPHABET, AlignmentWord
 from iamchars.segment.pretrain import WEIGHTS
 from iamchars.segment.runner import form_alignment_words
-from iamchars.segment.selftrain import SelfTrainingPlan, movable_words, runs_for, self_train
+from iamchars.segment.selftrain import SelfTrainingPlan, movable_words, planned_steps, runs_for, self_train
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,12 @@ def align_corpus(
     threads = torch.get_num_threads()
     torch.set_num_threads(usable_cpus())
     try:
-        movable = int(movable_words(words).sum())
-        sample = min(movable, plan.folds * plan.sample_words)
-        total = runs_for(movable, plan) * ((plan.rounds - 1) * sample + movable)
-        with tqdm(total=total, unit="word", desc="aligned: self-training", disable=not progress) as bar:
+        total = planned_steps(words, plan)
+        desc = f"aligned: fitting {runs_for(int(movable_words(words).sum()), plan) * plan.rounds * plan.folds} networks"
+        with tqdm(total=total, unit="step", desc=desc, disable=not progress, smoothing=0.05) as bar:
 
             def advance(what: str, done: int) -> None:
-                bar.set_postfix_str(what)
+                bar.set_postfix_str(what, refresh=False)
                 bar.update(done)
 
             result = self_train(words, plan, device, init, advance)

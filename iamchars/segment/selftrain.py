@@ -91,6 +91,7 @@ DECODERS = {"mean": posterior_mean_cuts, "viterbi": viterbi_cuts}
 """`SelfTrainingPlan.decode`'s choices (`segment.align_decode`)."""
 
 Progress = Callable[[str, int], None]
+"""Told (where: run, round and fold; optimiser steps just taken) after every step of every network."""
 
 
 @dataclass
@@ -198,7 +199,9 @@ def self_train_once(
         for f in range(plan.folds):
             learn = [i for g in range(plan.folds) if g != f for i in samples[g]]
             start = time.perf_counter()
-            net = fit_segment_net(words, cuts, learn, INDEX, plan, plan.seed + 1000 * r + f, device, init)
+            where = f"round {r + 1}/{plan.rounds}, fold {f + 1}/{plan.folds}"
+            step = None if progress is None else (lambda report=progress, at=where: report(at, 1))
+            net = fit_segment_net(words, cuts, learn, INDEX, plan, plan.seed + 1000 * r + f, device, init, step)
             result.fit_s += time.perf_counter() - start
             targets = [i for i in (in_fold[f] if last else samples[f]) if movable[i]]
             start = time.perf_counter()
@@ -206,8 +209,6 @@ def self_train_once(
                 new[i] = c
             result.realign_s += time.perf_counter() - start
             result.realigned += len(targets)
-            if progress is not None:
-                progress(f"round {r + 1}/{plan.rounds}, fold {f + 1}/{plan.folds}", len(targets))
         cuts = new
     result.cuts = cuts
     return result
@@ -222,9 +223,10 @@ def fit_segment_net(
     seed: int,
     device: torch.device,
     init: Mapping[str, torch.Tensor] | None,
+    on_step: Callable[[], None] | None = None,
 ) -> SegmentNet:
     """A network trained from `init` (random weights when None) on the given words' current cuts (and
-    shifted, wrong segments)."""
+    shifted, wrong segments); `on_step` is called after each optimiser step (progress)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = SegmentNet(len(index))
@@ -258,7 +260,22 @@ def fit_segment_net(
             loss.backward()
             optimizer.step()
             schedule.step()
+            if on_step is not None:
+                on_step()
     return net.eval()
+
+
+def planned_steps(words: Sequence[AlignmentWord], plan: SelfTrainingPlan) -> int:
+    """The optimiser steps a whole self-training will take (every run, round and fold): the unit of its
+    progress bar, known before the first step so that its estimate of the time left holds from the start."""
+    movable = movable_words(words)
+    usable = np.array([all(ch in INDEX for ch in w.text) for w in words], bool)
+    fold = writer_folds(words, plan.folds)
+    if len(set(fold[movable].tolist())) < plan.folds:
+        return 0
+    sampled = [min(plan.sample_words, int((usable & (fold == f)).sum())) for f in range(plan.folds)]
+    per_round = sum(steps_for(sum(sampled) - sampled[f], plan) for f in range(plan.folds))
+    return runs_for(int(movable.sum()), plan) * plan.rounds * per_round
 
 
 def steps_for(words: int, plan: SelfTrainingPlan) -> int:

@@ -25,7 +25,7 @@ from iamchars.config import TrainConfig
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_path, write_json
 from iamchars.nn import save_state
-from iamchars.parallel import usable_cpus
+from iamchars.parallel import ThreadChoice, default_threads, usable_cpus
 from iamchars.train.data import (
     Dataset,
     Split,
@@ -257,7 +257,10 @@ def train(
         )
     )
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads or usable_cpus())
+    threads = default_threads(cfg.threads) if device.type == "cpu" else ThreadChoice(usable_cpus(), "a GPU run")
+    torch.set_num_threads(threads.threads)
+    if device.type == "cpu":
+        log(f"threads: {threads.threads} ({threads.why})")
     model = build_model(cfg.model, data.num_classes, data.size, cfg.geometry).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -426,6 +429,7 @@ def train(
         "train_images_per_s": sum(h["images_per_s"] for h in history) / max(len(history), 1),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "threads_why": threads.why,
         "world_size": ctx.world,
         "config": asdict(cfg),
     }
