@@ -1,7 +1,7 @@
 """`make bench`: throughput figures for each stage, printed (tests never time anything).
 
-Run as `python -m iamchars.bench [stage ...]`; stages: synth, segment, aligned, export, train. Each stage after synth
-uses the 1,000-line corpus that synth writes.
+Run as `python -m iamchars.bench [stage ...]`; stages: synth, segment, aligned, export, train, threads. Each stage
+after synth uses the 1,000-line corpus that synth writes; train and threads need none.
 """
 
 from __future__ import annotations
@@ -155,12 +155,68 @@ def bench_train(work: Path) -> None:
         )
 
 
+def _cpu_train_rate(threads: int, seconds: float = 6.0) -> float:
+    """Images per second of the default model's training steps on the CPU with `threads` threads."""
+    import torch
+
+    from iamchars.train.data import augment, to_float
+    from iamchars.train.engine import make_optimizer
+    from iamchars.train.models import build_model
+
+    torch.set_num_threads(threads)
+    cfg = PipelineConfig().train
+    model = build_model(cfg.model, 62, 32).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (1024, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 62, (1024,))
+    done, start = 0, 0.0
+    for step in range(10_000):
+        if step == 2:
+            start = time.perf_counter()
+        elif step > 2 and time.perf_counter() - start > seconds:
+            break
+        idx = torch.randint(0, len(images), (256,), generator=gen)
+        x = augment(to_float(images[idx]), gen).contiguous(memory_format=torch.channels_last)
+        loss = torch.nn.functional.cross_entropy(model(x), labels[idx], label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done += 256 if step >= 2 else 0
+    return done / (time.perf_counter() - start)
+
+
+def bench_threads(_work: Path) -> None:
+    """Training speed on the CPU with the default thread count and with one per usable CPU, on an idle
+    machine and beside one other CPU-bound process: what `iamchars.parallel.choose_threads` is for."""
+    import subprocess
+
+    from iamchars.parallel import default_threads, usable_cpus
+
+    for scenario in ("idle", "busy"):
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if scenario == "busy" else None
+        try:
+            time.sleep(0.5 if hog else 0.0)
+            choice = default_threads()
+            rates = {n: _cpu_train_rate(n) for n in sorted({1, choice.threads, usable_cpus()})}
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
+        figures = ", ".join(f"{n} thread(s) {rate:,.0f} img/s" for n, rate in rates.items())
+        print(
+            f"threads:  {scenario} ({'one other CPU-bound process' if hog else 'nothing else running'}): "
+            f"default {choice.threads} ({choice.why}); {figures}"
+        )
+
+
 STAGES = {
     "synth": bench_synth,
     "segment": bench_segment,
     "aligned": bench_aligned,
     "export": bench_export,
     "train": bench_train,
+    "threads": bench_threads,
 }
 
 
@@ -174,7 +230,7 @@ def main(argv: list[str]) -> None:
         work = Path(tmp)
         if "synth" in wanted:
             bench_synth(work)
-        elif wanted != ["train"]:
+        elif set(wanted) - {"train", "threads"}:
             _quiet_synth(work)
         for name in wanted:
             if name != "synth":

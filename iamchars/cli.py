@@ -817,7 +817,7 @@ def explain(
     from iamchars.train.engine import model_from_checkpoint
     from iamchars.train.explain import occlusion_maps, saliency_maps
     from iamchars.train.inference import top_k
-    from iamchars.train.plots import explanations, save_figure
+    from iamchars.train.plots import EXPLAIN_UNITS, explanations, save_figure
 
     output_file(out, inputs={"--checkpoint": checkpoint, **{f"IMAGE {i + 1}": p for i, p in enumerate(images)}})
     model, ckpt = model_from_checkpoint(checkpoint, pick_device(device or "auto"))
@@ -833,9 +833,10 @@ def explain(
     targets = np.array([chars.index(r[0][0]) for r in ranked])
     figure = explanations(
         batch,
-        [f"{p.stem[:10]}: {r[0][0]} {r[0][1]:.2f}" for p, r in zip(paths, ranked, strict=True)],
+        [f"{p.name}\n{r[0][0]!r} {r[0][1]:.2f}" for p, r in zip(paths, ranked, strict=True)],
         {"occlusion": occlusion_maps(model, batch, targets), "saliency": saliency_maps(model, batch, targets)},
         "what the top class rests on (occlusion: red = covering it lowers its probability)",
+        EXPLAIN_UNITS,
     )
     save_figure(figure, out)
     typer.echo(f"explained {len(paths)} image(s): {out}")

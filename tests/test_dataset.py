@@ -409,3 +409,19 @@ def test_line_crops_keep_size_and_height_that_char_crops_lose() -> None:
     ]
     assert len(char_rows[0]) == len(char_rows[1])
     assert line_window(line, (5, 5, 0, 3), 30.0, 10.0, 3.0, 250) is None
+
+
+def test_qa_pictures_carry_a_title_and_the_overlays_a_score_legend(built: Path) -> None:
+    from iamchars.dataset import qa
+    from iamchars.viz.overlay import titled
+
+    band = titled(np.full((5, 400), 255, np.uint8), "a title")[:26]
+    assert band.min() < 100  # the title's ink
+    overlay = cv2.imread(str(built / "qa" / "overlays.png"))
+    head = overlay[:26].astype(int)
+    coloured = np.abs(head[..., 2] - head[..., 1]) > 100  # the red..green ramp of the score legend
+    assert coloured[:, overlay.shape[1] // 2 :].any() and not coloured[:, : overlay.shape[1] // 4].any()
+    for sheet in [built / "qa" / "lowest_confidence.png", *sorted((built / "qa" / "classes").glob("*.png"))[:3]]:
+        image = cv2.imread(str(sheet), cv2.IMREAD_GRAYSCALE)
+        assert image[:26].max() == 255 and image[:26].min() < 100, sheet.name  # a white band with a title
+    assert qa.score_colors(np.array([0.0, 1.0])).tolist() == [[0, 0, 255], [0, 200, 0]]  # the legend's two ends

@@ -453,3 +453,21 @@ def test_more_torchrun_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UserError, match=r"--nproc_per_node=1, or --device cpu"):
         context("auto")
+
+
+def test_explanation_pictures_share_one_diverging_scale_per_row_with_a_colour_bar() -> None:
+    from iamchars.train.plots import EXPLAIN_UNITS, explanations
+
+    images = np.zeros((3, 8, 8), np.uint8)
+    maps = {
+        "occlusion": np.stack([np.full((8, 8), 0.2), np.linspace(-0.1, 0.05, 64).reshape(8, 8), np.zeros((8, 8))]),
+        "saliency": np.abs(np.random.default_rng(0).normal(size=(3, 8, 8))),
+    }
+    fig = explanations(images, ["a.png", "b.png", "c.png"], maps, "heading", EXPLAIN_UNITS)
+    rows = [[ax.images[0] for ax in fig.axes[:9] if ax.images][3 * r : 3 * r + 3] for r in (1, 2)]
+    for row, name in zip(rows, maps, strict=True):
+        lims = {im.get_clim() for im in row}
+        lim = float(np.abs(maps[name]).max())
+        assert lims == {(-lim, lim)} and {im.get_cmap().name for im in row} == {"RdBu_r"}, name
+    labels = sorted(ax.get_ylabel() for ax in fig.axes[9:])
+    assert labels == sorted(EXPLAIN_UNITS.values())  # one colour bar per row, saying what it measures

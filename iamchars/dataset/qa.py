@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from iamchars.dataset.classes import ClassSet
-from iamchars.viz.overlay import caption, contact_sheet, draw_boxes, stack_rows
+from iamchars.viz.overlay import caption, color_ramp_legend, contact_sheet, draw_boxes, stack_rows, titled
 
 
 def score_colors(scores: np.ndarray) -> np.ndarray:
@@ -45,7 +45,8 @@ def overlays(
             factor = width / panel.shape[1]
             panel = cv2.resize(panel, (width, max(1, int(panel.shape[0] * factor))), interpolation=cv2.INTER_AREA)
         panels.append(panel)
-    return stack_rows(panels)
+    legend = color_ramp_legend(score_colors(np.linspace(0, 1, 11)), "box colour = segmentation score", ("0", "1"))
+    return titled(stack_rows(panels), "Character boxes over the first line of sampled forms", legend)
 
 
 def class_sheets(manifest: pd.DataFrame, crops: np.ndarray, classes: ClassSet, per_class: int) -> dict[str, np.ndarray]:
@@ -56,7 +57,11 @@ def class_sheets(manifest: pd.DataFrame, crops: np.ndarray, classes: ClassSet, p
         if len(idx) == 0:
             continue
         pick = idx[np.linspace(0, len(idx) - 1, min(per_class, len(idx))).round().astype(int)]
-        sheets[classes.folder(label)] = contact_sheet([crops[i] for i in pick], columns=16)
+        title = (
+            f"class {'/'.join(classes.classes[label])!r} (label {label}): {len(pick)} of {len(idx):,} crops, "
+            "spread evenly over the class in manifest order"
+        )
+        sheets[classes.folder(label)] = titled(contact_sheet([crops[i] for i in pick], columns=16), title)
     return sheets
 
 
@@ -97,4 +102,5 @@ def lowest_confidence(manifest: pd.DataFrame, crops: np.ndarray, n: int = 96) ->
         text = f"{manifest['char'].iat[i]} {manifest['score'].iat[i]:.2f}"
         cv2.putText(label, text, (1, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, 255, 1, cv2.LINE_AA)
         tiles.append(np.vstack([tile, label]))
-    return contact_sheet(tiles, columns=12)
+    title = f"The {len(tiles)} lowest-scoring characters (2x), each with its character and segmentation score"
+    return titled(contact_sheet(tiles, columns=12), title)

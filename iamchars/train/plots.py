@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from iamchars.fileio import atomic_open
@@ -42,6 +43,7 @@ def curves(history: list[dict[str, float]]) -> Figure:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     return fig
 
 
@@ -119,21 +121,40 @@ def activations(model: nn.Module, image: np.ndarray, char: str, maps: int = 16) 
     return fig
 
 
-def explanations(images: np.ndarray, titles: list[str], rows: dict[str, np.ndarray], heading: str) -> Figure:
-    """Each image (top row) with its maps below it, one row per map kind, labelled at the left."""
+EXPLAIN_UNITS = {
+    "occlusion": "probability lost when covered",
+    "saliency": "|gradient| of the probability",
+}
+"""What each explanation map's colour bar measures."""
+
+
+def explanations(
+    images: np.ndarray, titles: list[str], rows: dict[str, np.ndarray], heading: str, units: dict[str, str]
+) -> Figure:
+    """Each image (top row) with its maps below it, one row per map kind, labelled at the left. Every tile of a
+    row shares one diverging colour scale centred on zero (red above, blue below), shown by the row's colour
+    bar with its `units`, so that tiles compare with each other and a tile without negative values reads the
+    same way as one with them."""
     n = len(images)
     fig, axes = plt.subplots(
-        1 + len(rows), n, figsize=(max(n, 3) * 0.95, 1.1 * (1 + len(rows)) + 0.5), squeeze=False, layout="constrained"
+        1 + len(rows),
+        n,
+        figsize=(max(n, 3) * 1.1 + 1.2, 1.2 * (1 + len(rows)) + 0.6),
+        squeeze=False,
+        layout="constrained",
     )
     for i in range(n):
         axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        axes[0, i].set_title(titles[i], fontsize=7)
-        for r, maps in enumerate(rows.values(), start=1):
-            lim = float(np.abs(maps[i]).max()) or 1.0
-            if (maps[i] < 0).any():
-                axes[r, i].imshow(maps[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
-            else:
-                axes[r, i].imshow(maps[i], cmap="hot", vmin=0, vmax=lim)
+        axes[0, i].set_title(titles[i], fontsize=6)
+    for r, (name, maps) in enumerate(rows.items(), start=1):
+        lim = float(np.abs(maps).max()) or 1.0
+        shown = None
+        for i in range(n):
+            shown = axes[r, i].imshow(maps[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+        if shown is not None:
+            bar = fig.colorbar(shown, ax=list(axes[r, :]), shrink=0.9, pad=0.01)
+            bar.set_label(units.get(name, name), fontsize=6)
+            bar.ax.tick_params(labelsize=6)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -174,6 +195,7 @@ def write_all(
                 [chars[t] for t in test_labels[pick]],
                 {"saliency": saliency_maps(model, test_images[pick], test_labels[pick], geometry(pick))},
                 "gradient saliency |d score(true class) / d pixel| for sample characters",
+                EXPLAIN_UNITS,
             ),
             plots / "saliency.png",
         )
@@ -190,6 +212,7 @@ def write_all(
                 },
                 "what the decision for the true class rests on (true→predicted; left: correct, right: wrong); "
                 "occlusion: red = covering it lowers the probability",
+                EXPLAIN_UNITS,
             ),
             plots / "occlusion.png",
         )

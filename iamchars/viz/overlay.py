@@ -77,3 +77,33 @@ def caption(image: np.ndarray, text: str, height: int = 22) -> np.ndarray:
     cv2.putText(canvas, text, (4, height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     canvas[height:, : image.shape[1]] = image
     return canvas
+
+
+def titled(image: np.ndarray, title: str, legend: np.ndarray | None = None, height: int = 26) -> np.ndarray:
+    """A picture with a title band on top (and a legend, a small BGR image, at the band's right): what a
+    reader needs to read it without the source. Greyscale images become BGR."""
+    body = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+    (text_w, _), _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    legend_w = 0 if legend is None else legend.shape[1] + 12
+    band = max(height, 0 if legend is None else legend.shape[0] + 6)
+    width = max(body.shape[1], text_w + 8 + legend_w)
+    canvas = np.full((band + body.shape[0], width, 3), 255, np.uint8)
+    cv2.putText(canvas, title, (4, band // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    if legend is not None:
+        top = (band - legend.shape[0]) // 2
+        canvas[top : top + legend.shape[0], width - legend.shape[1] - 4 : width - 4] = legend
+    canvas[band:, : body.shape[1]] = body
+    return canvas
+
+
+def color_ramp_legend(colors: np.ndarray, label: str, ends: tuple[str, str], width: int = 160) -> np.ndarray:
+    """A horizontal colour ramp (BGR, one row of `colors` from left to right) with its label and end values."""
+    ramp = cv2.resize(colors[None, :, :], (width, 10), interpolation=cv2.INTER_LINEAR)
+    (label_w, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    canvas = np.full((24, label_w + width + 40, 3), 255, np.uint8)
+    cv2.putText(canvas, label, (0, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    x = label_w + 20
+    canvas[2:12, x : x + width] = ramp
+    for text, at in ((ends[0], x), (ends[1], x + width - 8)):
+        cv2.putText(canvas, text, (at, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
