@@ -76,3 +76,17 @@ def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = SynthConfig(forms=8, lines_per_form=4, seed=7, workers=2, err_rate=0.15)
     write_corpus(root, cfg, SplitConfig(ratios=[0.5, 0.25, 0.25]), progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def built_dataset(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dataset `build-dataset --method refined` makes of `synth_corpus`, for the tests that only read it."""
+    from typer.testing import CliRunner
+
+    from iamchars.cli import app
+
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    args = ["build-dataset", "--method", "refined", "--iam-root", str(synth_corpus), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--no-progress", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    return out

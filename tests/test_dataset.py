@@ -43,26 +43,9 @@ def _build(root: Path, out: Path, *overrides: str) -> dict:
     return build_dataset(root, out, cfg, progress=False)
 
 
-@pytest.fixture(scope="module")
-def built(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ds") / "dataset"
-    result = runner.invoke(
-        app,
-        [
-            "build-dataset",
-            "--method",
-            "refined",
-            "--iam-root",
-            str(synth_corpus),
-            "--out",
-            str(out),
-            "--no-progress",
-            "--workers",
-            "2",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return out
+@pytest.fixture()
+def built(built_dataset: Path) -> Path:
+    return built_dataset
 
 
 def test_class_sets_match_emnist_sizes_and_fold_case_safely() -> None:

@@ -187,6 +187,17 @@ def test_models_summaries_and_export(tmp_path: Path) -> None:
         export_model(model, 32, tmp_path / "m.bin", "tflite")
 
 
+def test_onnx_export_round_trips_through_onnxruntime(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="the onnx extra (pip install -e .[onnx]) is not installed")
+    model = build_model("resnet", 10, 32).eval()
+    path = export_model(model, 32, tmp_path / "m.onnx", "onnx")
+    assert path.is_file() and (tmp_path / "m.onnx.data").is_file()  # the weights, beside the graph
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(4, 1, 32, 32)
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert np.allclose(got, model(x).detach().numpy(), atol=1e-4)
+
+
 def _rings(labels: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
     """The same ring for every label, a little noisy: what an EMNIST-style crop makes of both o and O."""
     ring = cv2.circle(np.zeros((32, 32), np.uint8), (16, 16), 11, 255, 3)

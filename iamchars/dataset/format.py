@@ -103,6 +103,11 @@ def verify(root: Path) -> dict[str, Any]:
                 f"{root}: incomplete dataset (no {RECORD}: a build was stopped while replacing it, or it was made "
                 "by an older iamchars); run the same `iamchars build-dataset` again to complete it"
             )
+        if (root / "ascii").is_dir() or (root / "lines").is_dir() or (root / "xml").is_dir():
+            raise DatasetFormatError(
+                f"{root}: is an IAM root, not a dataset; make a dataset from it with "
+                f"`iamchars build-dataset --iam-root {root} --out DATASET`"
+            )
         raise DatasetFormatError(f"{root}: not an iamchars dataset (no {RECORD}); {BUILD_HINT}")
     try:
         record = json.loads(read_bytes(root / RECORD))
