@@ -297,7 +297,10 @@ def synth(
         )
     for name in held:
         target = out / name
-        shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
     try:
         counts = write_corpus(out, cfg.synth, cfg.split, progress=progress)
     except ValueError as exc:
@@ -740,7 +743,6 @@ def read_images(arguments: list[Path], size: int) -> tuple[list[Path], list[np.n
     """The readable images among `arguments` (files, or folders standing for every file under them named like
     an image, sorted) prepared for the network, and why each other one was skipped: one bad file or folder
     (no image in it, a FIFO, a looping link, not an image at all) never stops the rest."""
-
     from iamchars.fileio import read_gray
     from iamchars.train.inference import prepare_image
 
