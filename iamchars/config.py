@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from iamchars.errors import UserError
+from iamchars.fileio import FileError, read_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -428,11 +429,13 @@ def load_config(
         if Path(path).is_dir():
             raise ConfigError(f"--config {path}: is a folder; give a TOML file such as pipelines/demo.toml")
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            data = tomllib.loads(read_bytes(Path(path)).decode("utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"--config {path}: config file not found") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"--config {path}: not a TOML file ({exc})") from exc
+        except FileError as exc:  # a FIFO, a device, a looping link: its message names the file
+            raise ConfigError(f"--config {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"--config {path}: cannot be read ({exc.strerror or exc})") from exc
         _merge(cfg, data, str(path))

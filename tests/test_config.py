@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,10 @@ def test_config_files_that_cannot_be_used(tmp_path: Path) -> None:
     section.write_text("train = 5\n")
     with pytest.raises(ConfigError, match="train is a section"):
         load_config(section)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    with pytest.raises(ConfigError, match="is a FIFO"):
+        load_config(fifo)
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="not a TOML file"):
