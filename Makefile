@@ -41,12 +41,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check iamchars tests
-	$(BIN)/ruff format --check iamchars tests
-	$(BIN)/mypy iamchars
+	$(BIN)/ruff check iamchars tests tools
+	$(BIN)/ruff format --check iamchars tests tools
+	$(BIN)/mypy iamchars tools
 
 bench: $(STAMP)
-	$(BIN)/python -m iamchars.bench
+	$(BIN)/python -m tools.bench
 
 faults: $(STAMP)
 	$(BIN)/python -m tests.faults
@@ -63,11 +63,11 @@ BOXGAP_CORPUS ?= ../shared/pen-dev
 BOXGAP_SEEDS ?= 10
 BOXGAP_ALIGN_SEEDS ?= 1
 box-gap: $(STAMP)
-	$(BIN)/python -m iamchars.boxgap $(BOXGAP_CORPUS) --seeds $(BOXGAP_SEEDS) --align-seeds $(BOXGAP_ALIGN_SEEDS)
+	$(BIN)/python -m tools.boxgap $(BOXGAP_CORPUS) --seeds $(BOXGAP_SEEDS) --align-seeds $(BOXGAP_ALIGN_SEEDS)
 
-# The aligner's starting weights (iamchars/segment/aligner.pt) from a synthetic corpus in the tuning fonts.
+# The aligner's starting weights (iamchars/segment/align/weights.pt) from a synthetic corpus in the tuning fonts.
 aligner-weights: $(STAMP)
-	$(BIN)/python -m iamchars.segment.pretrain iamchars/segment/aligner.pt
+	$(BIN)/python -m tools.pretrain_aligner
 
 clean:
 	rm -rf $(VENV) data/demo

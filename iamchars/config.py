@@ -103,13 +103,61 @@ class SynthConfig:
     forms_per_writer: int = bounded(2, 1, 1000)
     err_rate: float = bounded(0.05, 0.0, 1.0)
     """Share of lines flagged `err`; one word of such a line gets a truncated box, as IAM's errors do."""
-    monoline: float = bounded(0.0, 0.0, 1.0)
-    """Share of writers whose glyphs are redrawn as one even pen line along their skeleton (ballpoint
-    handwriting, like IAM's), not the font's own strokes."""
-    joins: float = bounded(0.0, 0.0, 1.0)
-    """Share of writers who join neighbouring letters with connecting strokes, as cursive hands do."""
     workers: int = bounded(0, 0, 512, shapes_output=False)
     """Worker processes (0: one per CPU this process may use)."""
+
+
+@dataclass
+class AlignConfig:
+    """The learned aligner (`segment.method = "aligned"`) and its self-training plan, as `[segment.align]`.
+
+    Each round, for each fold of writers, a network learns from the other folds' current cuts and re-aligns
+    this fold's words (`segment.align.selftrain`). Lengths are in the line's character widths."""
+
+    rounds: int = bounded(3, 1, 20)
+    """Rounds of self-training (re-align, learn again)."""
+    folds: int = bounded(2, 2, 16)
+    """Writer folds: a word is re-aligned only by networks that never saw its writer."""
+    steps: int = bounded(600, 10, 1_000_000)
+    """Optimiser steps of each network (one per fold and round), at most."""
+    epochs: float = bounded(50.0, 1.0, 100_000.0)
+    """At most this many passes over the words a network learns from (a small corpus's networks stop sooner)."""
+    words_per_batch: int = bounded(32, 1, 4096)
+    sample_words: int = bounded(4000, 10, 10_000_000)
+    """Words per fold that the intermediate rounds learn from and re-align (the last round re-aligns all)."""
+    negatives: int = bounded(2, 0, 64)
+    """Wrong cut positions scored against each true one in training."""
+    lr: float = bounded(3e-3, 1e-6, 1.0)
+    reach: float = bounded(1.4, 0.0, 3.0)
+    """How far (character widths) a cut may move from its refined position."""
+    candidates: int = bounded(15, 1, 101)
+    """Positions each cut may take, evenly spaced over +- reach."""
+    end_reach: float = bounded(1.4, 0.0, 5.0)
+    """How far (character widths) the first and last cut may move inwards from the ends of the word's ink, to
+    the edge of a blank gap only, leaving a stroke that is none of its characters to no character; 0 keeps
+    them at the ink's ends."""
+    neighbours: float = bounded(0.3, 0.0, 1.0)
+    """Chance that a training word is shown with such a stroke (a full stop, a neighbour's tail) just past
+    its ink (a third as often before it)."""
+    sigma: float = bounded(0.5, 0.01, 10.0)
+    """Width (character widths) of the Gaussian prior that keeps cuts near their refined place."""
+    prior_weight: float = bounded(1.0, 0.0, 100.0)
+    """Weight of that prior against the network's log-probabilities."""
+    stretch: float = bounded(0.15, 0.0, 1.0)
+    """Spread (log scale) of the random width of each character in a training copy of a word."""
+    stretch_word: float = bounded(0.2, 0.0, 1.0)
+    """Half-range (log scale) of the random width of a whole training copy; with both at 0 the networks learn
+    from the words as they are."""
+    runs: int = bounded(3, 1, 16)
+    """Independent self-trainings, seeds apart, whose cuts are averaged (1: the fast choice)."""
+    runs_max_words: int = bounded(5000, 0, 10_000_000)
+    """A corpus with more words to re-align than this gets one run."""
+    init: str = "builtin"
+    """Starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none" (random) or a path to
+    weights written by `make aligner-weights`."""
+    seed: int = bounded(0, 0, 2**31 - 1)
+    device: str = device_field()
+    """"auto" (a GPU when torch sees one), "cpu", "cuda", "cuda:N" or "mps"."""
 
 
 @dataclass
@@ -159,61 +207,8 @@ class SegmentConfig:
     dot_reach: float = bounded(1.0, 0.0, 5.0)
     """A small mark above the line's middle, touching no other ink, goes to the nearest i or j whose stem is
     within this many mean character widths (a dot written over the next letter); 0 leaves marks to the cuts."""
-    align_rounds: int = bounded(3, 1, 20)
-    """`aligned`: rounds of self-training (re-align, learn again)."""
-    align_steps: int = bounded(600, 10, 1_000_000)
-    """`aligned`: optimiser steps of each network (one per writer fold and round), at most."""
-    align_epochs: float = bounded(50.0, 1.0, 100_000.0)
-    """`aligned`: at most this many passes over the words a network learns from: a small corpus's networks
-    stop sooner (the step budget binds on IAM and pen-dev)."""
-    align_sample_words: int = bounded(4000, 10, 10_000_000)
-    """`aligned`: words per writer fold that the networks learn from."""
-    align_reach: float = bounded(1.4, 0.0, 3.0)
-    """`aligned`: how far (in character widths) a cut may move from its refined position."""
-    align_candidates: int = bounded(15, 1, 101)
-    """`aligned`: positions each cut may take, evenly spaced over +- align_reach."""
-    align_end_reach: float = bounded(1.4, 0.0, 5.0)
-    """`aligned`: how far (character widths) the first and last cut may move inwards from the ends of the word
-    box's ink, to the edge of a blank gap only, leaving a stroke that is none of its characters (a full stop,
-    a neighbour's tail) to no character; 0 keeps them at the ink's ends."""
-    align_neighbours: float = bounded(0.3, 0.0, 1.0)
-    """`aligned`: chance that a training word is shown with such a stroke added just past its ink."""
-    align_sigma: float = bounded(0.5, 0.01, 10.0)
-    """`aligned`: width (character widths) of the Gaussian prior that keeps cuts near their refined place."""
-    align_end_sigma: float = bounded(0.5, 0.01, 10.0)
-    """`aligned`: the same for the first and last cut. Wider (1.5, with align_end_reach 3) leaves more stray
-    ink at a word's ends to no character: +0.003 mean IoU on pen-dev, but 2 points more box gap
-    (docs/DESIGN.md)."""
-    align_prior_weight: float = bounded(1.0, 0.0, 100.0)
-    """`aligned`: weight of that prior against the network's log-probabilities."""
-    align_stretch: float = bounded(0.15, 0.0, 1.0)
-    """`aligned`: spread (log scale) of the random width of each character in the networks' training copies
-    of a word; writers' letter widths are not the font's."""
-    align_stretch_word: float = bounded(0.2, 0.0, 1.0)
-    """`aligned`: half-range (log scale) of the random width of a whole training copy; with both at 0 the
-    networks learn from the words as they are."""
-    align_pen: float = bounded(0.0, 0.0, 1.0)
-    """`aligned`: chance that a training copy of a word is drawn in a wider pen. 0.5 gains 0.5 to 1.1 points at
-    IoU >= 0.5 on pen-dev redrawn in thick pens, is level on pen-dev, but cost the recogniser 1.5 points more
-    box gap on pen-dev (one aligner seed; docs/DESIGN.md): worth trying on thick-pen scans."""
-    align_decode: str = one_of("mean", "viterbi")
-    """`aligned`: each inner cut at its posterior mean over all cut sequences ("mean"), or the single best
-    sequence ("viterbi", the default until 2026-11-26): the mean gains 1.2 points at IoU >= 0.5 on pen-dev
-    (three aligner seeds) and 2.0 on its thick-pen probe (docs/DESIGN.md)."""
-    align_runs: int = bounded(3, 1, 16)
-    """`aligned`: independent self-trainings (seeds apart) whose cuts are averaged, on a corpus of at most
-    align_runs_words words to re-align: three narrow the spread between seeds and gain 0.3 points at IoU >= 0.5
-    on pen-dev (92.30% against 91.99%, docs/DESIGN.md) for three times the alignment's time; 1 is the fast
-    choice."""
-    align_runs_words: int = bounded(5000, 0, 10_000_000)
-    """`aligned`: a corpus with more words to re-align than this gets one run (all of IAM: its 15-minute budget
-    on 2 cores holds one)."""
-    align_init: str = "builtin"
-    """`aligned`: the networks' starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none"
-    (random) or a path to weights written by `python -m iamchars.segment.pretrain`."""
-    align_seed: int = bounded(0, 0, 2**31 - 1)
-    align_device: str = device_field()
-    """`aligned`: "auto" (a GPU when torch sees one), "cpu", "cuda", "cuda:N" or "mps"."""
+    align: AlignConfig = field(default_factory=lambda: AlignConfig())
+    """`aligned`: the learned aligner and its self-training plan (`[segment.align]`)."""
 
 
 @dataclass
@@ -293,15 +288,17 @@ class PipelineConfig:
     def digest(self, *sections: str) -> str:
         """A short stable hash of the named sections, used to tell whether cached work is still valid; fields
         that cannot change the results (worker counts) are left out."""
-        payload = {
-            s: {
-                f.name: getattr(getattr(self, s), f.name)
-                for f in dataclasses.fields(getattr(self, s))
-                if f.metadata.get("shapes_output", True)
-            }
-            for s in sections
-        }
+        payload = {s: _shaping_values(getattr(self, s)) for s in sections}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _shaping_values(section: Any) -> dict[str, Any]:
+    """A section's values (nested sections as dicts) without the fields marked `shapes_output=False`."""
+    return {
+        f.name: _shaping_values(v) if dataclasses.is_dataclass(v := getattr(section, f.name)) else v
+        for f in dataclasses.fields(section)
+        if f.metadata.get("shapes_output", True)
+    }
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -323,36 +320,33 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def _apply(obj: Any, key: str, value: Any, where: str) -> None:
-    hints = typing.get_type_hints(type(obj))
-    if key not in hints:
-        known = ", ".join(sorted(hints))
-        raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
-    setattr(obj, key, _coerce(value, hints[key], where))
-
-
 def section_names() -> list[str]:
     """The config's sections (`split`, `parse`, ...), as TOML tables and `--set section.key=...` name them."""
     defaults = PipelineConfig()
     return [f.name for f in dataclasses.fields(defaults) if dataclasses.is_dataclass(getattr(defaults, f.name))]
 
 
-def _merge(cfg: PipelineConfig, data: dict[str, Any], source: str) -> None:
-    sections = section_names()
+def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Set `obj`'s keys from a (nested) TOML table; a nested dataclass is a section (`[segment.align]`)."""
+    hints = typing.get_type_hints(type(obj))
     for key, value in data.items():
-        if key in sections:
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            if not prefix and isinstance(value, dict):
+                raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(section_names())})")
+            raise ConfigError(f"{source}: unknown key {dotted!r} (known: {', '.join(sorted(hints))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(
-                    f"{source}: {key} = {value!r}: {key} is a section, not a value; set its keys "
-                    f"([{key}] in TOML, or --set {key}.KEY=VALUE)"
+                    f"{source}: {dotted} = {value!r}: {dotted} is a section, not a value; set its keys "
+                    f"([{dotted}] in TOML, or --set {dotted}.KEY=VALUE)"
                 )
-            section = getattr(cfg, key)
-            for sub_key, sub_value in value.items():
-                _apply(section, sub_key, sub_value, f"{source}: [{key}] {sub_key}")
+            _merge(current, value, source, f"{dotted}.")
         elif isinstance(value, dict):
-            raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sections)})")
+            raise ConfigError(f"{source}: [{dotted}]: {dotted} is a value, not a section")
         else:
-            _apply(cfg, key, value, f"{source}: {key}")
+            setattr(obj, key, _coerce(value, hints[key], f"{source}: {dotted}"))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -382,29 +376,35 @@ def validate(cfg: PipelineConfig) -> None:
     """Every value inside its declared range or choices; the message names the key and the allowed values."""
     for section_field in dataclasses.fields(cfg):
         section = getattr(cfg, section_field.name)
-        if not dataclasses.is_dataclass(section):
-            continue
-        for spec in dataclasses.fields(section):
-            value = getattr(section, spec.name)
-            where = f"{section_field.name}.{spec.name} = {value!r}"
-            numbers = value if isinstance(value, list) else [value]
-            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
-                raise ConfigError(f"{where}: must be a finite number")
-            lo, hi, choices = (spec.metadata.get(k) for k in ("min", "max", "choices"))
-            pattern = spec.metadata.get("pattern")
-            if pattern is not None and not re.fullmatch(pattern, str(value)):
-                raise ConfigError(f"{where}: must be {spec.metadata['allowed']}")
-            if spec.metadata.get("font"):
-                _check_fonts(where, numbers)
-            if lo is not None and value < lo:
-                raise ConfigError(f"{where}: must be >= {lo}")
-            if hi is not None and value > hi:
-                raise ConfigError(f"{where}: must be <= {hi}")
-            if choices is not None and value not in choices:
-                raise ConfigError(f"{where}: must be one of {', '.join(choices)}")
+        if dataclasses.is_dataclass(section):
+            _validate_section(section, f"{section_field.name}.")
     ratios = cfg.split.ratios
     if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
         raise ConfigError(f"split.ratios = {ratios!r}: must be three non-negative train/val/test shares")
+
+
+def _validate_section(section: Any, prefix: str) -> None:
+    for spec in dataclasses.fields(section):
+        value = getattr(section, spec.name)
+        if dataclasses.is_dataclass(value):
+            _validate_section(value, f"{prefix}{spec.name}.")
+            continue
+        where = f"{prefix}{spec.name} = {value!r}"
+        numbers = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ConfigError(f"{where}: must be a finite number")
+        lo, hi, choices = (spec.metadata.get(k) for k in ("min", "max", "choices"))
+        pattern = spec.metadata.get("pattern")
+        if pattern is not None and not re.fullmatch(pattern, str(value)):
+            raise ConfigError(f"{where}: must be {spec.metadata['allowed']}")
+        if spec.metadata.get("font"):
+            _check_fonts(where, numbers)
+        if lo is not None and value < lo:
+            raise ConfigError(f"{where}: must be >= {lo}")
+        if hi is not None and value > hi:
+            raise ConfigError(f"{where}: must be <= {hi}")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{where}: must be one of {', '.join(choices)}")
 
 
 def _check_fonts(where: str, names: list[Any]) -> None:

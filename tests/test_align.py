@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from iamchars.cli import app
-from iamchars.segment.alignment import (
+from iamchars.segment.align.alignment import (
     CHAR_COLUMNS,
     STRIP_ROWS,
     AlignmentWord,
@@ -23,15 +23,13 @@ from iamchars.segment.alignment import (
     segment_pairs,
     stretch_word,
     strip_image,
-    thicken_pen,
     training_segments,
     viterbi_cuts,
     with_neighbour_stroke,
 )
-from iamchars.segment.corpus_align import load_cuts, save_cuts
+from iamchars.segment.align.corpus import load_cuts, save_cuts
 from iamchars.segment.evaluate import evaluate
 from iamchars.segment.refine import WordInk, WordStrip
-from iamchars.segment.selftrain import PEN_GROWTH, SelfTrainingPlan, augmented
 
 runner = CliRunner()
 
@@ -183,27 +181,6 @@ def test_a_neighbours_stroke_lands_outside_the_cuts_and_survives_stretching() ->
     assert np.array_equal(wide.strip[:, : int(shift * 2)], before.strip[:, : int(shift * 2)])  # the stroke as it was
 
 
-def test_a_wider_pen_grows_every_stroke_and_keeps_cuts_and_size() -> None:
-    strip = np.zeros((STRIP_ROWS, 30), np.uint8)
-    strip[8:24, 5] = 255  # a downstroke, one column wide
-    strip[16, 12:25] = 180  # a join, one row high, fainter
-    word = AlignmentWord("w", "x", "il", strip, 1.0, np.array([4.0, 10.0, 26.0]), 26)
-    for rows, columns in PEN_GROWTH:
-        wide = thicken_pen(word, rows, columns)
-        assert wide.strip.shape == strip.shape and np.array_equal(wide.cuts, word.cuts) and wide.length == 26
-        assert (wide.strip >= strip).all()  # ink only grows
-        assert (wide.strip[8:24] == 255).sum(axis=1).max() == 1 + columns  # the downstroke, columns wider
-        assert (wide.strip[:, 18] > 0).sum() == 1 + rows  # the join, rows higher
-        assert wide.strip[:, 18].max() == 180  # grey stays grey
-    growth = [thicken_pen(word, r, c).strip.astype(bool).sum() - strip.astype(bool).sum() for r, c in PEN_GROWTH]
-    assert min(growth) > 0
-    plain = SelfTrainingPlan(stretch=0.0, stretch_word=0.0, neighbours=0.0, pen=0.0)
-    rng = np.random.default_rng(0)
-    assert all(np.array_equal(augmented(word, word.cuts, plain, rng, strip).strip, strip) for _ in range(5))
-    inked = [augmented(word, word.cuts, replace(plain, pen=1.0), rng, strip).strip.astype(bool).sum() for _ in range(5)]
-    assert min(inked) > strip.astype(bool).sum()  # every copy in a wider pen
-
-
 def test_training_segments_mark_the_shifted_ones() -> None:
     cuts = np.array([0.0, 10.0, 20.0, 30.0])
     starts, ends, owner = training_segments(cuts, 30, negatives=2, rng=np.random.default_rng(0))
@@ -214,9 +191,10 @@ def test_training_segments_mark_the_shifted_ones() -> None:
 
 
 def test_a_small_corpus_networks_stop_after_so_many_passes_over_their_words() -> None:
-    from iamchars.segment.selftrain import SelfTrainingPlan, steps_for
+    from iamchars.config import AlignConfig
+    from iamchars.segment.align.selftrain import steps_for
 
-    plan = SelfTrainingPlan(steps=600, epochs=50.0, words_per_batch=32)
+    plan = AlignConfig(steps=600, epochs=50.0, words_per_batch=32)
     assert steps_for(4000, plan) == 600  # IAM, pen-dev: the step budget binds
     assert steps_for(384, plan) == 600
     assert steps_for(147, plan) == 230  # a few hundred words: 50 passes, ceil(50 * 147 / 32)
@@ -224,8 +202,9 @@ def test_a_small_corpus_networks_stop_after_so_many_passes_over_their_words() ->
 
 
 def test_self_training_reports_every_step_it_planned_with_its_run_round_and_fold() -> None:
-    from iamchars.segment.alignment import STRIP_ROWS, AlignmentWord
-    from iamchars.segment.selftrain import SelfTrainingPlan, planned_steps, self_train
+    from iamchars.config import AlignConfig
+    from iamchars.segment.align.alignment import STRIP_ROWS, AlignmentWord
+    from iamchars.segment.align.selftrain import planned_steps, self_train
 
     rng = np.random.default_rng(0)
     words = [
@@ -240,7 +219,7 @@ def test_self_training_reports_every_step_it_planned_with_its_run_round_and_fold
         )
         for i in range(12)
     ]
-    plan = SelfTrainingPlan(steps=3, rounds=2, folds=2, runs=2, runs_max_words=100, sample_words=4)
+    plan = AlignConfig(steps=3, rounds=2, folds=2, runs=2, runs_max_words=100, sample_words=4)
     reports: list[tuple[str, int]] = []
     self_train(words, plan, torch.device("cpu"), None, lambda where, done: reports.append((where, done)))
     assert sum(done for _, done in reports) == planned_steps(words, plan) == 2 * 2 * 2 * 3
@@ -248,7 +227,7 @@ def test_self_training_reports_every_step_it_planned_with_its_run_round_and_fold
 
 
 def test_runs_average_inner_cuts_and_take_the_median_end() -> None:
-    from iamchars.segment.selftrain import combine_runs
+    from iamchars.segment.align.selftrain import combine_runs
 
     # word 0: the runs disagree on the last end (ink end 30 twice, a gap's edge 26 once) and on the inner cut
     runs = [
@@ -265,9 +244,10 @@ def test_runs_average_inner_cuts_and_take_the_median_end() -> None:
 
 
 def test_small_corpora_get_several_runs_and_large_ones_one() -> None:
-    from iamchars.segment.selftrain import SelfTrainingPlan, runs_for
+    from iamchars.config import AlignConfig
+    from iamchars.segment.align.selftrain import runs_for
 
-    plan = SelfTrainingPlan(runs=3, runs_max_words=5000)
+    plan = AlignConfig(runs=3, runs_max_words=5000)
     assert runs_for(773, plan) == 3  # pen-dev
     assert runs_for(5000, plan) == 3
     assert runs_for(115_320, plan) == 1  # all of IAM: its time budget holds one
@@ -298,11 +278,11 @@ def _build(root: Path, out: Path, method: str) -> pd.DataFrame:
             "--set",
             "export.write_png=false",
             "--set",
-            "segment.align_steps=10",
+            "segment.align.steps=10",
             "--set",
-            "segment.align_rounds=1",
+            "segment.align.rounds=1",
             "--set",
-            "segment.align_runs=2",  # two runs still averaged, at the least cost
+            "segment.align.runs=2",  # two runs still averaged, at the least cost
         ],
     )
     assert result.exit_code == 0, result.output
@@ -321,7 +301,7 @@ def test_the_learned_method_beats_seed_and_is_reproducible(synth_corpus: Path, t
 
 
 def test_true_cuts_fall_between_the_characters_boxes() -> None:
-    from iamchars.segment.pretrain import cuts_from_boxes
+    from iamchars.segment.align.pretrain import cuts_from_boxes
 
     # two 10-column letters with a 4-column gap, upright, at rows 0..9
     ys, xs = np.mgrid[0:10, 0:24]
@@ -337,7 +317,7 @@ def test_true_cuts_fall_between_the_characters_boxes() -> None:
 def test_shipped_weights_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
     import pytest
 
-    from iamchars.segment.corpus_align import AlignerWeightsError, initial_weights
+    from iamchars.segment.align.corpus import AlignerWeightsError, initial_weights
 
     state = initial_weights("builtin")
     assert state is not None and initial_weights("none") is None
@@ -353,8 +333,8 @@ def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights_the_same_bytes
 
     from iamchars.config import SegmentConfig
     from iamchars.nn import save_state
-    from iamchars.segment.corpus_align import initial_weights
-    from iamchars.segment.pretrain import pretrain, words_with_true_cuts
+    from iamchars.segment.align.corpus import initial_weights
+    from iamchars.segment.align.pretrain import pretrain, words_with_true_cuts
 
     words = words_with_true_cuts(synth_corpus, SegmentConfig())
     assert len(words) > 200 and all(np.all(np.diff(w.cuts) >= 1) for w in words)
@@ -371,13 +351,13 @@ def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights_the_same_bytes
 def test_missing_aligner_weights_fail_in_one_line_before_any_work(synth_corpus: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.pt"
     args = ["build-dataset", "--iam-root", str(synth_corpus), "--out", str(tmp_path / "out"), "--no-progress"]
-    result = runner.invoke(app, [*args, "--set", f"segment.align_init='{missing}'"])
+    result = runner.invoke(app, [*args, "--set", f"segment.align.init='{missing}'"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.count("\n") == 1 and str(missing) in result.output
     assert not (tmp_path / "out" / "manifest.parquet").exists()
     garbage = tmp_path / "garbage.pt"
     garbage.write_text("not weights\n")  # torch's own message about it runs to several lines
-    result = runner.invoke(app, [*args, "--set", f"segment.align_init='{garbage}'"])
+    result = runner.invoke(app, [*args, "--set", f"segment.align.init='{garbage}'"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.count("\n") == 1 and "not a PyTorch weights file" in result.output
 
@@ -385,7 +365,7 @@ def test_missing_aligner_weights_fail_in_one_line_before_any_work(synth_corpus: 
 def test_row_max_pool_matches_max_pool_in_values_and_gradients() -> None:
     import torch
 
-    from iamchars.segment.aligner import RowMaxPool
+    from iamchars.segment.align.network import RowMaxPool
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 8, 5)
@@ -404,7 +384,7 @@ def test_row_max_pool_matches_max_pool_in_values_and_gradients() -> None:
 def test_a_segments_logits_read_its_own_words_columns() -> None:
     import torch
 
-    from iamchars.segment.aligner import SAMPLES, SegmentNet
+    from iamchars.segment.align.network import SAMPLES, SegmentNet
 
     torch.manual_seed(0)
     net = SegmentNet(5).eval()

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from skimage.morphology import skeletonize
 from typer.testing import CliRunner
 
 from iamchars.cli import app
@@ -17,7 +14,7 @@ from iamchars.fileio import read_gray
 from iamchars.fonts import load_font
 from iamchars.iam.corpus import load_corpus
 from iamchars.synth.corpus import render_form, writer_font
-from iamchars.synth.render import INK_LABEL_THRESHOLD, char_boxes, render_line, writer_style
+from iamchars.synth.render import char_boxes, render_line, writer_style
 from iamchars.synth.text import fill_lines, make_faker, sentence_tokens
 
 runner = CliRunner()
@@ -124,40 +121,6 @@ def test_glyph_labels_give_tight_boxes_in_reading_order() -> None:
     assert (np.diff(boxes[:, 0]) > 0).all()
     for k, (x, y, w, h) in enumerate(boxes, start=1):
         ys, xs = np.nonzero(line.labels == k)
-        assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x, y, x + w, y + h)
-
-
-def test_monoline_writers_draw_glyphs_as_an_even_pen_line() -> None:
-    style = replace(writer_style("kalam", np.random.default_rng(1), monoline=1.0), jitter_scale=0.0, pressure=0.0)
-    assert style.stroke == 0 and 2.5 <= style.pen <= 7.0
-    font = load_font("kalam", style.size)
-    line = render_line(["bold", "ink"], style, font, np.random.default_rng(2))
-    inked = (line.alpha > 127).astype(np.uint8)
-    width = 2 * cv2.distanceTransform(inked, cv2.DIST_L2, 5)[skeletonize(inked > 0)]  # stroke width along its middle
-    assert abs(float(np.median(width)) - style.pen) <= 1.5, (np.median(width), style.pen)
-    font_line = render_line(["bold", "ink"], replace(style, pen=0.0), font, np.random.default_rng(2))
-    assert not np.array_equal(line.alpha, font_line.alpha)
-    assert (char_boxes(line)[:, 2] > 0).all() and line.owners == font_line.owners
-    assert writer_style("kalam", np.random.default_rng(1)).pen == 0.0  # other corpora keep their bytes
-
-
-def test_joining_writers_connect_letters_and_split_each_join_between_its_two_letters() -> None:
-    style = replace(writer_style("kalam", np.random.default_rng(3), joins=1.0), jitter_scale=0.0, pressure=0.0)
-    assert 0.5 <= style.joins <= 1.0
-    font = load_font("kalam", style.size, style.stroke)
-    joined = render_line(["minimum"], replace(style, joins=1.0), font, np.random.default_rng(2))
-    apart = render_line(["minimum"], replace(style, joins=0.0), font, np.random.default_rng(2))
-    pieces = [cv2.connectedComponents((line.alpha > 127).astype(np.uint8))[0] - 1 for line in (joined, apart)]
-    assert pieces[0] < pieces[1], pieces  # the joins connect letters that stood apart
-    added = (joined.alpha > 127) & (apart.alpha <= 127)
-    owned_ink = added & (joined.alpha > INK_LABEL_THRESHOLD)
-    assert added.sum() > 0 and (joined.labels[owned_ink] > 0).all()  # every join pixel is owned
-    boxes, alone = char_boxes(joined), char_boxes(apart)
-    assert joined.owners == apart.owners and (np.diff(boxes[:, 0]) > 0).all()
-    grown = (boxes[:, 0] < alone[:, 0]) | (boxes[:, 0] + boxes[:, 2] > alone[:, 0] + alone[:, 2])
-    assert grown[:-1].any() and grown[1:].any()  # letters reach out to their joins on both sides
-    for k, (x, y, w, h) in enumerate(boxes, start=1):
-        ys, xs = np.nonzero(joined.labels == k)
         assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x, y, x + w, y + h)
 
 

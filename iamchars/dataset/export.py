@@ -381,7 +381,7 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     t1 = time.perf_counter()
     aligned: dict[str, np.ndarray] = {}
     if gt is None and cfg.segment.method == "aligned" and todo:
-        from iamchars.segment.corpus_align import align_corpus  # torch: only the learned method loads it
+        from iamchars.segment.align.corpus import align_corpus  # torch: only the learned method loads it
 
         aligned = align_corpus(
             Path(root),

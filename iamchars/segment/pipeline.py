@@ -12,7 +12,7 @@ import numpy as np
 
 from iamchars.config import SegmentConfig
 from iamchars.fonts import FontMetrics
-from iamchars.segment.alignment import AlignmentWord, strip_image
+from iamchars.segment.align.alignment import AlignmentWord, strip_image
 from iamchars.segment.horizontal import WordLayout, seed_spans, word_layout
 from iamchars.segment.paths import DotRule
 from iamchars.segment.refine import (

@@ -13,7 +13,7 @@ from iamchars.config import SegmentConfig
 from iamchars.fileio import read_gray
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
-from iamchars.segment.alignment import AlignmentWord
+from iamchars.segment.align.alignment import AlignmentWord
 from iamchars.segment.evaluate import box_iou
 from iamchars.segment.pipeline import WordBox, clip_to_image, line_alignment_words, segment_line
 from iamchars.segment.selfcheck import word_check_boxes

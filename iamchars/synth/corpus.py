@@ -92,7 +92,7 @@ def render_form(index: int, cfg: SynthConfig) -> tuple[FormResult, dict[str, np.
     fid = form_id(index)
     writer = writer_of(index, cfg.forms_per_writer)
     font_name = writer_font(cfg, writer)
-    style = writer_style(font_name, _rng(cfg.seed, "writer", writer), cfg.monoline, cfg.joins)
+    style = writer_style(font_name, _rng(cfg.seed, "writer", writer))
     font = load_font(font_name, style.size, style.stroke)
     rng = _rng(cfg.seed, "form", index)
     fake = make_faker(int(rng.integers(2**31)))

@@ -7,13 +7,11 @@ of its own pixels after every distortion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import skeletonize
 
 from iamchars.fonts import FontMetrics
 
@@ -35,28 +33,12 @@ class WriterStyle:
     jitter_baseline: float
     elastic_px: float
     pressure: float
-    pen: float = 0.0
-    """Pen diameter (pixels) when the writer's glyphs are redrawn as one even pen line along their
-    skeleton, as ballpoint handwriting is; 0 keeps the font's own strokes."""
-    joins: float = 0.0
-    """Chance that two neighbouring letters of a word are joined by a connecting stroke (cursive writers)."""
 
 
-PEN_DIAMETER = (2.5, 7.0)
-"""Range of a monoline writer's pen (pixels, for type of 58 to 82 px): pen-dev draws a 2.5 to 4.5 px pen for
-x-heights of 24 to 38 px; the range reaches thicker pens as well."""
-
-
-JOIN_CHANCE = (0.5, 1.0)
-"""How often a joining writer connects two neighbouring letters."""
-
-
-def writer_style(font: str, rng: np.random.Generator, monoline: float = 0.0, joins: float = 0.0) -> WriterStyle:
-    """A writer: one font with its own size, slant, stroke, ink and spacing habits; with probability
-    `monoline` a pen that redraws the font's glyphs as even lines, with probability `joins` the habit of
-    joining letters (both drawn last, so that corpora without them do not change)."""
+def writer_style(font: str, rng: np.random.Generator) -> WriterStyle:
+    """A writer: one font with its own size, slant, stroke, ink and spacing habits."""
     size = int(rng.integers(58, 82))
-    style = WriterStyle(
+    return WriterStyle(
         font=font,
         size=size,
         stroke=int(rng.random() < 0.35),
@@ -70,26 +52,6 @@ def writer_style(font: str, rng: np.random.Generator, monoline: float = 0.0, joi
         elastic_px=float(rng.uniform(1.0, 3.0)),
         pressure=float(rng.uniform(0.0, 0.3)),
     )
-    if monoline > 0 and rng.random() < monoline:
-        style = replace(style, stroke=0, pen=float(rng.uniform(*PEN_DIAMETER)))
-    if joins > 0 and rng.random() < joins:
-        style = replace(style, joins=float(rng.uniform(*JOIN_CHANCE)))
-    return style
-
-
-@lru_cache(maxsize=4096)
-def monoline_alpha(alpha: bytes, shape: tuple[int, int], pen: float) -> tuple[np.ndarray, int]:
-    """A glyph's coverage redrawn as an even, anti-aliased pen line of diameter `pen` along its skeleton,
-    with the padding added on each side (the line may reach past the glyph's own bitmap)."""
-    glyph = np.frombuffer(alpha, np.uint8).reshape(shape)
-    pad = int(np.ceil(pen / 2)) + 1
-    inked = cv2.copyMakeBorder(glyph, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0) > 127
-    skeleton = skeletonize(inked)
-    if not skeleton.any():
-        return np.pad(glyph, pad), pad
-    distance = cv2.distanceTransform((~skeleton).astype(np.uint8), cv2.DIST_L2, 5)
-    coverage = np.clip(pen / 2 + 0.5 - distance, 0.0, 1.0)
-    return np.rint(coverage * 255).astype(np.uint8), pad
 
 
 @dataclass
@@ -145,14 +107,10 @@ def render_line(tokens: list[str], style: WriterStyle, font: FontMetrics, rng: n
             if c_index:
                 pen += font.kerning(token[c_index - 1], ch) + style.letter_spacing + rng.normal(0, 0.8)
             glyph = font.glyph(ch)
-            alpha, pad = glyph.alpha, 0
-            if style.pen > 0:
-                alpha, pad = monoline_alpha(alpha.tobytes(), alpha.shape, style.pen)
             scale = 1.0 + rng.normal(0, style.jitter_scale)
             angle = rng.normal(0, style.jitter_rotation_deg)
             weight = 1.0 - style.pressure * rng.random()
-            bitmap, dx, dy = _jitter_glyph(alpha, scale, angle, weight)
-            dx, dy = dx - pad, dy - pad
+            bitmap, dx, dy = _jitter_glyph(glyph.alpha, scale, angle, weight)
             drift = 0.7 * drift + rng.normal(0, style.jitter_baseline)
             x = round(pen + glyph.left * scale) + dx
             y = round(baseline + drift + glyph.top * scale) + dy
@@ -161,52 +119,8 @@ def render_line(tokens: list[str], style: WriterStyle, font: FontMetrics, rng: n
             owners.append((t_index, c_index))
             _place(canvas, best, labels, bitmap, x, y, len(owners))
             pen += glyph.advance * scale
-        if style.joins > 0:
-            first = len(owners) - len(token) + 1
-            for k in range(first, len(owners)):
-                if rng.random() < style.joins:
-                    _join(canvas, labels, k, baseline, style, rng)
         pen += style.word_gap * rng.uniform(0.8, 1.25)
     return RenderedLine(canvas, labels, owners, baseline)
-
-
-def _stroke_width(labels: np.ndarray, label: int) -> float:
-    """A glyph's stroke width: its ink area over the length of its skeleton."""
-    ys, xs = np.nonzero(labels == label)
-    mask = labels[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] == label
-    return float(mask.sum()) / max(int(skeletonize(mask).sum()), 1)
-
-
-def _join(
-    canvas: np.ndarray, labels: np.ndarray, left: int, baseline: int, style: WriterStyle, rng: np.random.Generator
-) -> None:
-    """A connecting stroke from letter `left`'s lowest right-hand ink to letter `left + 1`'s left-hand ink,
-    both in the lower part of the x-height, sagging a little, as a cursive hand joins letters. Each half goes
-    to the letter it leaves or reaches, so the true cut between them falls in the join's middle."""
-    low, high = baseline - int(0.3 * style.size), baseline + int(0.05 * style.size)  # no descenders
-    ys_a, xs_a = np.nonzero(labels[low:high] == left)
-    ys_b, xs_b = np.nonzero(labels[low:high] == left + 1)
-    if len(xs_a) == 0 or len(xs_b) == 0:
-        return
-    a = int(np.argmax(xs_a * 4 + ys_a))  # rightmost, then lowest
-    b = int(np.argmin(xs_b * 4 - ys_b))  # leftmost, then lowest
-    start = np.array([xs_a[a], ys_a[a] + low], float)
-    end = np.array([xs_b[b], ys_b[b] + low], float)
-    gap = end[0] - start[0]
-    if gap < 2 or gap > 0.6 * style.size:
-        return
-    sag = np.array([0.0, gap * rng.uniform(0.1, 0.4)])
-    t = np.linspace(0, 1, 24)[:, None]
-    curve = (1 - t) ** 2 * start + 2 * t * (1 - t) * ((start + end) / 2 + sag) + t**2 * end
-    width = max(1, round(style.pen or _stroke_width(labels, left)))
-    stroke = np.zeros_like(canvas)
-    points = np.rint(curve * 4).astype(np.int32)  # 2 fractional bits for cv2's subpixel drawing
-    cv2.polylines(stroke, [points], False, 255, width, cv2.LINE_AA, shift=2)
-    new = (stroke > INK_LABEL_THRESHOLD) & (labels == 0)
-    second_half = np.arange(canvas.shape[1])[None, :] >= (start[0] + end[0]) / 2
-    labels[new & ~second_half] = left
-    labels[new & second_half] = left + 1
-    np.maximum(canvas, stroke, out=canvas)
 
 
 def warp_line(line: RenderedLine, style: WriterStyle, rng: np.random.Generator) -> RenderedLine:

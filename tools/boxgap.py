@@ -1,4 +1,4 @@
-"""What do estimated boxes cost the recogniser? `make box-gap CORPUS=DIR` (python -m iamchars.boxgap DIR).
+"""What do estimated boxes cost the recogniser? `make box-gap CORPUS=DIR` (python -m tools.boxgap DIR).
 
 The corpus (one with true boxes: `chars_gt.csv`, e.g. ../shared/pen-dev or a synthetic one) is exported twice
 with the same writers in the same splits: from its true boxes and from the segmentation. The same CNN is
@@ -36,11 +36,11 @@ def box_gap(
     base = ["export.include_err=false", "export.write_png=false", "export.qa_lines=0", "export.min_score=0.0"]
     truth_cfg = load_config(None, [*base, *overrides, f"export.boxes='gt:{corpus / 'chars_gt.csv'}'"])
     build_dataset(corpus, work / "true", truth_cfg, progress=False)
-    first_align_seed = load_config(None, [*base, *overrides]).segment.align_seed
+    first_align_seed = load_config(None, [*base, *overrides]).segment.align.seed
     estimated = []
     for k in range(align_seeds):
         name = "estimated" if k == 0 else f"estimated-{k}"
-        cfg = load_config(None, [*base, *overrides, f"segment.align_seed={first_align_seed + k}"])
+        cfg = load_config(None, [*base, *overrides, f"segment.align.seed={first_align_seed + k}"])
         build_dataset(corpus, work / name, cfg, progress=False)
         estimated.append(name)
     device = torch.device("cpu")
@@ -60,7 +60,7 @@ def box_gap(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iamchars.boxgap", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.boxgap", description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path, help="an IAM root with chars_gt.csv")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seeds", type=int, default=10, help="one seed alone moves by up to 5 points")

@@ -1,33 +1,27 @@
 """The aligner's starting point: a `SegmentNet` trained on a synthetic corpus whose true character boxes give
-exact cuts, shipped as `segment/aligner.pt` (0.6 MB) and rebuilt by `make aligner-weights`.
+exact cuts, shipped as `segment/align/weights.pt` (0.6 MB) and re-made by `make aligner-weights`.
 
-Self-training then adapts it to the target corpus. Starting from it rather than from random weights lifted
-pen-dev from 0.721 to 0.741 mean IoU (docs/DESIGN.md, measured before strips were scaled to the line's
-character width): the fonts teach what letters look like, the corpus's own words teach its writers' widths.
-Pretraining sees the fonts unstretched: stretched copies helped only in self-training."""
+Self-training then adapts it to the target corpus: the fonts teach what letters look like, the corpus's own
+words teach its writers' widths. Pretraining sees the fonts unstretched (docs/experiments/)."""
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from iamchars.config import SegmentConfig, SplitConfig, SynthConfig
+from iamchars.config import AlignConfig, SegmentConfig, SplitConfig, SynthConfig
 from iamchars.fonts import load_font
 from iamchars.iam.corpus import load_corpus
-from iamchars.nn import save_state
-from iamchars.parallel import usable_cpus
-from iamchars.segment.alignment import ALPHABET, AlignmentWord, strip_image
+from iamchars.segment.align.alignment import ALPHABET, AlignmentWord, strip_image
+from iamchars.segment.align.selftrain import fit_segment_net
 from iamchars.segment.pipeline import line_char_width, prepare_line
 from iamchars.segment.refine import WordStrip
 from iamchars.segment.runner import load_line_images, readable_lines, words_by_line
-from iamchars.segment.selftrain import SelfTrainingPlan, fit_segment_net
 
-WEIGHTS = Path(__file__).with_name("aligner.pt")
+WEIGHTS = Path(__file__).with_name("weights.pt")
 CORPUS = SynthConfig(forms=240, lines_per_form=8, seed=11)
 """Tuning fonts only (the synth default): the held-out fonts stay unseen. 240 forms (20,583 words) and 6,000
 steps, not 80 and 2,000: over five pen-dev runs +0.003 mean IoU and +0.8 points at IoU >= 0.7, every run
@@ -86,29 +80,21 @@ def pretrain(words: list[AlignmentWord], steps: int, device: torch.device, seed:
     index = {ch: i for i, ch in enumerate(ALPHABET)}
     learn = [i for i, w in enumerate(words) if all(ch in index for ch in w.text)]
     # stretched fonts and neighbour strokes: no gain on pen-dev (DESIGN.md)
-    plan = SelfTrainingPlan(steps=steps, stretch=0.0, stretch_word=0.0, neighbours=0.0)
+    plan = AlignConfig(steps=steps, stretch=0.0, stretch_word=0.0, neighbours=0.0)
     net = fit_segment_net(words, [w.cuts for w in words], learn, index, plan, seed, device, init=None)
     return {k: v.cpu() for k, v in net.state_dict().items()}
 
 
-def main(argv: list[str]) -> int:
-    """`python -m iamchars.segment.pretrain [OUT]`: synthesise the corpus, fit, write the weights."""
+def shipped_weights(work: Path, progress: bool = True) -> dict[str, torch.Tensor]:
+    """The shipped starting weights, re-made: `CORPUS` synthesised under `work`, `STEPS` steps on the CPU
+    (same bytes on any machine)."""
     from iamchars.synth.corpus import write_corpus
 
-    out = Path(argv[0]) if argv else WEIGHTS
-    torch.set_num_threads(usable_cpus())
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "iam"
-        write_corpus(root, CORPUS, SplitConfig(), progress=True)
-        # all of each word's ink, as when the shipped weights were fitted (stray ink and full stops left out
-        # came later and were measured with these weights; refitting them on trimmed strips is not measured)
-        words = words_with_true_cuts(root, SegmentConfig(stray_gap=0.0, stop_share=0.0))
-    print(f"{len(words):,} words with true cuts; fitting {STEPS} steps", flush=True)
-    state = pretrain(words, STEPS, torch.device("cpu"))
-    save_state(out, state)
-    print(f"weights: {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    root = work / "iam"
+    write_corpus(root, CORPUS, SplitConfig(), progress=progress)
+    # all of each word's ink, as when the shipped weights were fitted (stray ink and full stops left out came
+    # later and were measured with these weights)
+    words = words_with_true_cuts(root, SegmentConfig(stray_gap=0.0, stop_share=0.0))
+    if progress:
+        print(f"{len(words):,} words with true cuts; fitting {STEPS} steps", flush=True)
+    return pretrain(words, STEPS, torch.device("cpu"))

@@ -18,11 +18,11 @@ from iamchars.errors import UserError
 from iamchars.fileio import atomic_path
 from iamchars.nn import pick_device
 from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
-from iamchars.segment.aligner import SegmentNet
-from iamchars.segment.alignment import ALPHABET, AlignmentWord
-from iamchars.segment.pretrain import WEIGHTS
+from iamchars.segment.align.alignment import ALPHABET, AlignmentWord
+from iamchars.segment.align.network import SegmentNet
+from iamchars.segment.align.pretrain import WEIGHTS
+from iamchars.segment.align.selftrain import movable_words, planned_steps, runs_for, self_train
 from iamchars.segment.runner import form_alignment_words
-from iamchars.segment.selftrain import SelfTrainingPlan, movable_words, planned_steps, runs_for, self_train
 
 
 @dataclass(frozen=True)
@@ -57,31 +57,8 @@ def initial_weights(spec: str) -> dict[str, torch.Tensor] | None:
     if not isinstance(state, dict) or {k: tuple(v.shape) for k, v in state.items()} != {
         k: tuple(v.shape) for k, v in expected.items()
     }:
-        raise AlignerWeightsError(f"{path}: not weights of this version's aligner (segment.align_init)")
+        raise AlignerWeightsError(f"{path}: not weights of this version's aligner (segment.align.init)")
     return state
-
-
-def plan_of(cfg: SegmentConfig) -> SelfTrainingPlan:
-    return SelfTrainingPlan(
-        rounds=cfg.align_rounds,
-        steps=cfg.align_steps,
-        epochs=cfg.align_epochs,
-        sample_words=cfg.align_sample_words,
-        reach=cfg.align_reach,
-        candidates=cfg.align_candidates,
-        end_reach=cfg.align_end_reach,
-        neighbours=cfg.align_neighbours,
-        sigma=cfg.align_sigma,
-        end_sigma=cfg.align_end_sigma,
-        prior_weight=cfg.align_prior_weight,
-        stretch=cfg.align_stretch,
-        stretch_word=cfg.align_stretch_word,
-        pen=cfg.align_pen,
-        decode=cfg.align_decode,
-        runs=cfg.align_runs,
-        runs_max_words=cfg.align_runs_words,
-        seed=cfg.align_seed,
-    )
 
 
 def align_corpus(
@@ -96,8 +73,8 @@ def align_corpus(
     """Cuts (deslanted ink columns) of every word with ink, by word id; read from `cache` when it is there."""
     if cache is not None and cache.is_file():
         return load_cuts(cache)
-    device = pick_device(cfg.align_device, "segment.align_device")  # both checked before any work
-    init = initial_weights(cfg.align_init)
+    device = pick_device(cfg.align.device, "segment.align.device")  # both checked before any work
+    init = initial_weights(cfg.align.init)
     forms = sorted(words_by_form)
     jobs = [StripJob(root, lines_by_form[f], words_by_form[f], cfg) for f in forms]
     words: list[AlignmentWord] = []
@@ -105,7 +82,7 @@ def align_corpus(
         for found in ordered_map(strips_of_form, jobs, resolve_workers(workers, len(jobs))):
             words += found
             bar.update(1)
-    plan = plan_of(cfg)
+    plan = cfg.align
     threads = torch.get_num_threads()
     torch.set_num_threads(usable_cpus())
     try:

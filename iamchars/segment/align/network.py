@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from iamchars.nn import conv_bn
-from iamchars.segment.alignment import STRIP_ROWS
+from iamchars.segment.align.alignment import STRIP_ROWS
 
 SAMPLES = 6
 """Points read inside a segment. On pen-dev (2 rounds) 6 points give 0.735 mean IoU, the means of its three

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from iamchars.config import AlignConfig
 from iamchars.nn import deterministic
-from iamchars.segment.aligner import SegmentNet, batches_by_width, cycle_batches, stack_strips
-from iamchars.segment.alignment import (
+from iamchars.segment.align.alignment import (
     ALPHABET,
     MIN_SEGMENT,
     AlignmentWord,
@@ -32,63 +32,13 @@ from iamchars.segment.alignment import (
     posterior_mean_cuts,
     segment_pairs,
     stretch_word,
-    thicken_pen,
     to_strip_columns,
     training_segments,
-    viterbi_cuts,
     with_neighbour_stroke,
 )
+from iamchars.segment.align.network import SegmentNet, batches_by_width, cycle_batches, stack_strips
 
-
-@dataclass(frozen=True)
-class SelfTrainingPlan:
-    rounds: int = 3
-    folds: int = 2
-    steps: int = 600
-    """Optimiser steps per network (one network per fold and round), at most."""
-    epochs: float = 50.0
-    """At most this many passes over the words a network learns from (`steps_for`)."""
-    words_per_batch: int = 32
-    sample_words: int = 4000
-    """Words per fold that the intermediate rounds learn from and re-align."""
-    negatives: int = 2
-    reach: float = 1.4
-    """How far (character widths) a cut may move from its refined position."""
-    end_reach: float = 1.4
-    """How far (character widths) the first and last cut may move inwards, to a blank gap's edge only."""
-    candidates: int = 15
-    sigma: float = 0.5
-    """Width (character widths) of the Gaussian prior on a cut's move."""
-    end_sigma: float = 0.5
-    """The same for the first and last cut."""
-    prior_weight: float = 1.0
-    lr: float = 3e-3
-    seed: int = 0
-    stretch: float = 0.15
-    """Spread (log scale) of the random width factor of each character in a training copy of a word."""
-    stretch_word: float = 0.2
-    """Half-range (log scale, uniform) of a whole training word's width factor."""
-    neighbours: float = 0.3
-    """Chance that a training word gets a stroke of no character of its own just after its ink (a third as
-    often before it): a full stop, comma, hyphen, quote or the start of another word."""
-    pen: float = 0.0
-    """Chance that a training word is shown in a wider pen (`alignment.thicken_pen`, grown by one of
-    `PEN_GROWTH`)."""
-    runs: int = 3
-    """Independent self-trainings, seeds apart, whose cuts are averaged (`combine_runs`), on corpora of at
-    most `runs_max_words` words to re-align; larger ones get one (`runs_for`)."""
-    runs_max_words: int = 5000
-    decode: str = "mean"
-    """How a word's cuts are read from its scored candidates: "mean" (each inner cut's posterior mean,
-    `alignment.posterior_mean_cuts`) or "viterbi" (the best sequence)."""
-
-
-PEN_GROWTH = ((1, 0), (0, 1), (1, 1), (2, 1))
-"""Strip pixels (rows, columns) a wider pen adds. A strip row is 0.19 of the line ink's std and pen-dev's
-strokes are about 0.25 std wide (1.3 rows), so one more row brings them to about IAM's 0.48."""
 INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
-DECODERS = {"mean": posterior_mean_cuts, "viterbi": viterbi_cuts}
-"""`SelfTrainingPlan.decode`'s choices (`segment.align_decode`)."""
 
 Progress = Callable[[str, int], None]
 """Told (where: run, round and fold; optimiser steps just taken) after every step of every network."""
@@ -120,12 +70,10 @@ def movable_words(words: Sequence[AlignmentWord]) -> np.ndarray:
     return np.array([len(w.text) > 1 and all(ch in INDEX for ch in w.text) for w in words], bool)
 
 
-def runs_for(movable: int, plan: SelfTrainingPlan) -> int:
-    """Independent self-trainings for a corpus with `movable` words to re-align. On a small corpus each
-    network learns a few hundred words fifty times over, and seeds land 0.6 points apart at IoU >= 0.5 on
-    pen-dev; three runs averaged gain 0.3 points and narrow that spread (docs/DESIGN.md). Each run costs its
-    six networks whatever the corpus, plus its re-alignment: about 11 minutes on 2 cores for all of IAM, whose
-    15-minute budget holds one run."""
+def runs_for(movable: int, plan: AlignConfig) -> int:
+    """Independent self-trainings for a corpus with `movable` words to re-align: `plan.runs` on a small
+    corpus, whose networks learn few words many times over and whose seeds disagree most; one on a large
+    one, where each run costs most (docs/experiments/, "runs averaged")."""
     return plan.runs if movable <= plan.runs_max_words else 1
 
 
@@ -144,7 +92,7 @@ def combine_runs(runs: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
 
 def self_train(
     words: Sequence[AlignmentWord],
-    plan: SelfTrainingPlan,
+    plan: AlignConfig,
     device: torch.device,
     init: Mapping[str, torch.Tensor] | None = None,
     progress: Progress | None = None,
@@ -176,7 +124,7 @@ def _in_run(progress: Progress | None, run: int, runs: int) -> Progress | None:
 
 def self_train_once(
     words: Sequence[AlignmentWord],
-    plan: SelfTrainingPlan,
+    plan: AlignConfig,
     device: torch.device,
     init: Mapping[str, torch.Tensor] | None = None,
     progress: Progress | None = None,
@@ -219,7 +167,7 @@ def fit_segment_net(
     cuts: Sequence[np.ndarray],
     learn: Sequence[int],
     index: dict[str, int],
-    plan: SelfTrainingPlan,
+    plan: AlignConfig,
     seed: int,
     device: torch.device,
     init: Mapping[str, torch.Tensor] | None,
@@ -265,7 +213,7 @@ def fit_segment_net(
     return net.eval()
 
 
-def planned_steps(words: Sequence[AlignmentWord], plan: SelfTrainingPlan) -> int:
+def planned_steps(words: Sequence[AlignmentWord], plan: AlignConfig) -> int:
     """The optimiser steps a whole self-training will take (every run, round and fold): the unit of its
     progress bar, known before the first step so that its estimate of the time left holds from the start."""
     movable = movable_words(words)
@@ -278,26 +226,22 @@ def planned_steps(words: Sequence[AlignmentWord], plan: SelfTrainingPlan) -> int
     return runs_for(int(movable.sum()), plan) * plan.rounds * per_round
 
 
-def steps_for(words: int, plan: SelfTrainingPlan) -> int:
+def steps_for(words: int, plan: AlignConfig) -> int:
     """A network's optimiser steps: `plan.steps`, or fewer when that many would pass over its `words` more
-    than `plan.epochs` times: a corpus of a few hundred words aligns in 40% of the time and, over three thirds
-    of pen-dev and five runs, as well on average (+0.002 mean IoU; -0.005 to +0.008 a run)."""
+    than `plan.epochs` times (a small corpus stops sooner)."""
     return max(1, min(plan.steps, math.ceil(plan.epochs * words / plan.words_per_batch)))
 
 
 def augmented(
-    word: AlignmentWord, cuts: np.ndarray, plan: SelfTrainingPlan, rng: np.random.Generator, donor: np.ndarray
+    word: AlignmentWord, cuts: np.ndarray, plan: AlignConfig, rng: np.random.Generator, donor: np.ndarray
 ) -> AlignmentWord:
-    """The word with its current cuts, its characters' widths randomly stretched, drawn in a wider pen and a
-    neighbour's stroke added (from `donor`, another word's strip) when the plan asks."""
+    """The word with its current cuts, its characters' widths randomly stretched and a neighbour's stroke
+    added (from `donor`, another word's strip) when the plan asks."""
     word = replace(word, cuts=cuts)
     if plan.stretch > 0 or plan.stretch_word > 0:
         n = len(word.text)
         log = rng.normal(0.0, plan.stretch, n) + rng.uniform(-plan.stretch_word, plan.stretch_word)
         word = stretch_word(word, np.exp(log))
-    if plan.pen > 0 and rng.random() < plan.pen:
-        rows, columns = PEN_GROWTH[int(rng.integers(0, len(PEN_GROWTH)))]
-        word = thicken_pen(word, rows, columns)
     if plan.neighbours > 0:
         for after, chance in ((True, plan.neighbours), (False, plan.neighbours / 3)):
             if rng.random() < chance:
@@ -312,14 +256,13 @@ def realign(
     centres: Sequence[np.ndarray],
     targets: Sequence[int],
     index: dict[str, int],
-    plan: SelfTrainingPlan,
+    plan: AlignConfig,
     device: torch.device,
     words_per_batch: int = 64,
 ) -> list[np.ndarray]:
     """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
-    candidate segment scored by the network, then each cut's posterior mean (or Viterbi's best sequence)."""
+    candidate segment scored by the network, then each cut's posterior mean."""
     out: dict[int, np.ndarray] = {}
-    decode = DECODERS[plan.decode]
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
         features = net.features(stack_strips([words[i].strip for i in ids], device))
@@ -346,7 +289,6 @@ def realign(
             scores = np.full(len(feasible), -1e9)
             scores[feasible] = char_logp[pos : pos + scored]
             pos += scored
-            sigmas = [plan.end_sigma, *[plan.sigma] * (len(offsets) - 2), plan.end_sigma]
-            move = [-0.5 * plan.prior_weight * (o / sigma) ** 2 for o, sigma in zip(offsets, sigmas, strict=True)]
-            out[i] = decode(candidates, scores, move)
+            move = [-0.5 * plan.prior_weight * (o / plan.sigma) ** 2 for o in offsets]
+            out[i] = posterior_mean_cuts(candidates, scores, move)
     return [out[i] for i in targets]

@@ -1,11 +1,11 @@
 """`make bench`: throughput figures for each stage, printed (tests never time anything).
 
-Run as `python -m iamchars.bench [stage ...]`; stages: synth, segment, aligned, export, train, threads. Each stage
-after synth uses the 1,000-line corpus that synth writes; train and threads need none.
-"""
+`python -m tools.bench [STAGE ...]` from the repository root; stages: synth, segment, aligned, export, train,
+threads. Each stage after synth uses the 1,000-line corpus that synth writes; train and threads need none."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -61,8 +61,8 @@ def bench_aligned(work: Path) -> None:
     from iamchars.iam.corpus import load_corpus
     from iamchars.nn import pick_device
     from iamchars.parallel import ordered_map
-    from iamchars.segment.corpus_align import StripJob, initial_weights, plan_of, strips_of_form
-    from iamchars.segment.selftrain import movable_words, runs_for, self_train
+    from iamchars.segment.align.corpus import StripJob, initial_weights, strips_of_form
+    from iamchars.segment.align.selftrain import movable_words, runs_for, self_train
 
     corpus = load_corpus(work / "iam")
     cfg = SegmentConfig(method="aligned")
@@ -74,9 +74,9 @@ def bench_aligned(work: Path) -> None:
     start = time.perf_counter()
     words = [w for found in ordered_map(strips_of_form, jobs, CORES) for w in found]
     strips_s = time.perf_counter() - start
-    device = pick_device(cfg.align_device)
-    plan = plan_of(cfg)
-    result = self_train(words, plan, device, initial_weights(cfg.align_init))
+    device = pick_device(cfg.align.device)
+    plan = cfg.align
+    result = self_train(words, plan, device, initial_weights(cfg.align.init))
     per_word = strips_s / len(words)
     realign_rate = result.realigned / result.realign_s
     # all of IAM: the samples are capped, so a run's fitting costs the same; its last round re-aligns every word
@@ -221,10 +221,15 @@ STAGES = {
 
 
 def main(argv: list[str]) -> None:
-    wanted = argv or list(STAGES)
-    unknown = set(wanted) - set(STAGES)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench",
+        description="Throughput of each stage on this machine, printed (make bench runs them all).",
+    )
+    parser.add_argument("stages", nargs="*", metavar="STAGE", help=f"{', '.join(STAGES)} (default: all)")
+    wanted = parser.parse_args(argv).stages or list(STAGES)
+    unknown = sorted(set(wanted) - set(STAGES))
     if unknown:
-        raise SystemExit(f"unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     print(f"iamchars bench on {CORES} CPU cores (python {sys.version.split()[0]})")
     with tempfile.TemporaryDirectory(prefix="iamchars-bench-") as tmp:
         work = Path(tmp)

@@ -6,7 +6,7 @@ that every word of every writer reaches the network at one size. Each inner cut 
 candidates around its refined position; a cut sequence scores the network's log-probability of each
 character over its segment plus a Gaussian prior on the move (the font and the ink still speak through the
 refined cuts). `posterior_mean_cuts` puts each inner cut at its mean over all sequences, weighted by their
-probability; `viterbi_cuts` takes the single best sequence."""
+probability (`viterbi_cuts`, the single best sequence, is its fallback)."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def posterior_mean_cuts(
     """The two outer cuts at their likeliest candidate, then each inner cut at its mean over the posterior of
     the cut sequences between those ends (scored as in `viterbi_cuts`). Where the network hesitates between
     neighbouring places (candidates lie 0.2 character widths apart), the mean lands between them in proportion
-    and a wrong guess costs less than Viterbi's all-or-nothing choice. The ends choose between the ink's end
+    and a wrong guess costs less than an all-or-nothing choice. The ends choose between the ink's end
     and a gap's edge; a place between those could cut through a stray stroke."""
     weights = []
     for score, feasible in pair_scores(candidates, char_logp, min_width):
@@ -213,15 +213,6 @@ def stretch_word(word: AlignmentWord, factors: np.ndarray) -> AlignmentWord:
         cuts=new / word.scale,
         length=max(int(np.ceil((new[-1] - old[-1]) / word.scale + word.length)), 1),
     )
-
-
-def thicken_pen(word: AlignmentWord, rows: int, columns: int) -> AlignmentWord:
-    """The word as if written with a wider pen: its strip's ink grown by `rows` x `columns` strip pixels (grey
-    dilation). Pens differ from writer to writer, and IAM's scans hold strokes about twice as wide for their
-    size as pen-dev's: copies in a wider pen teach the network that stroke width is not what identifies a
-    letter, and that touching strokes still hold a boundary."""
-    kernel = np.ones((rows + 1, columns + 1), np.uint8)
-    return replace(word, strip=cv2.dilate(word.strip, kernel, anchor=(columns // 2, rows // 2)))
 
 
 def neighbour_stroke(rng: np.random.Generator, donor: np.ndarray) -> np.ndarray:
