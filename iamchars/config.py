@@ -263,7 +263,7 @@ class TrainConfig:
     backbone_lr_scale: float = bounded(0.1, 0.0, 1.0)
     """With `init`: the backbone's learning rate as a share of `lr` (the new head gets all of it)."""
     balance: bool = False
-    """Class-balanced sampling: rare classes drawn more often (see `train.data.balanced_weights`)."""
+    """Class-balanced sampling: rare classes drawn more often (see `train.tensors.balanced_weights`)."""
     geometry: bool = False
     """Feed each box's top, bottom and width in its line's ink stds to the classifier beside the crop
     (`train.models.GeometryNet`): the size and place that an EMNIST-style crop erases."""

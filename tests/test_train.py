@@ -15,18 +15,13 @@ from iamchars.cli import app
 from iamchars.config import TrainConfig, load_config
 from iamchars.dataset.export import build_dataset
 from iamchars.nn import save_state
-from iamchars.train.data import Dataset, Split, augment, jitter_geometry, load_dataset, to_float
-from iamchars.train.engine import (
-    TrainingDiverged,
-    ensure_best,
-    load_checkpoint,
-    model_from_checkpoint,
-    predict_logits,
-    train,
-)
+from iamchars.train.checkpoints import ensure_best, load_checkpoint, model_from_checkpoint
+from iamchars.train.engine import TrainingDiverged, train
+from iamchars.train.evaluation import predict_logits
 from iamchars.train.inference import export_model, prepare_image, top_k
 from iamchars.train.metrics import case_pair_errors, confusion_matrix, per_class, topk_correct
 from iamchars.train.models import MODELS, GeometryNet, build_model, summary
+from iamchars.train.tensors import Dataset, Split, augment, jitter_geometry, load_dataset, to_float
 
 runner = CliRunner()
 CPU = torch.device("cpu")
@@ -372,7 +367,7 @@ def test_occlusion_finds_the_pixels_a_model_looks_at() -> None:
 
 
 def test_balanced_sampling_draws_rare_classes_more_often() -> None:
-    from iamchars.train.data import balanced_weights, batches
+    from iamchars.train.tensors import balanced_weights, batches
 
     labels = torch.tensor([0] * 900 + [1] * 100)
     gen = torch.Generator().manual_seed(0)

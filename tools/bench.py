@@ -114,9 +114,9 @@ def bench_export(work: Path) -> None:
 def bench_train(work: Path) -> None:
     import torch
 
-    from iamchars.train.data import augment, to_float
     from iamchars.train.engine import make_optimizer
     from iamchars.train.models import build_model
+    from iamchars.train.tensors import augment, to_float
 
     cfg = PipelineConfig().train
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -159,9 +159,9 @@ def _cpu_train_rate(threads: int, seconds: float = 6.0) -> float:
     """Images per second of the default model's training steps on the CPU with `threads` threads."""
     import torch
 
-    from iamchars.train.data import augment, to_float
     from iamchars.train.engine import make_optimizer
     from iamchars.train.models import build_model
+    from iamchars.train.tensors import augment, to_float
 
     torch.set_num_threads(threads)
     cfg = PipelineConfig().train

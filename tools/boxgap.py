@@ -19,9 +19,9 @@ import torch
 
 from iamchars.config import load_config
 from iamchars.dataset.export import build_dataset
-from iamchars.train.data import load_dataset
-from iamchars.train.engine import evaluate_split
 from iamchars.train.engine import train as train_model
+from iamchars.train.evaluation import evaluate_split
+from iamchars.train.tensors import load_dataset
 
 
 def box_gap(

@@ -30,7 +30,19 @@ from iamchars.dataset import qa as qa_pictures
 from iamchars.dataset.card import render_card
 from iamchars.dataset.classes import ClassSet, class_set
 from iamchars.dataset.crops import box_geometry, crop_box, line_window, normalize_crop, paper_and_ink_levels
-from iamchars.dataset.format import FAILED_REJECTS, SPLITS, make_record, publish
+from iamchars.dataset.format import (
+    FAILED_REJECTS,
+    MANIFEST_COLUMNS,
+    SPLITS,
+    ManifestRow,
+    SplitArrays,
+    make_record,
+    manifest_table,
+    publish,
+    write_classes,
+    write_manifest,
+    write_split,
+)
 from iamchars.errors import UserError
 from iamchars.fileio import (
     atomic_path,
@@ -49,31 +61,6 @@ from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.segment.pipeline import line_geometry
 from iamchars.segment.runner import BOX_COLUMNS, boxes_table, load_line_images, segment_form
 from iamchars.segment.selfcheck import summarize_check
-
-MANIFEST_COLUMNS = [
-    "char_id",
-    "word_id",
-    "line_id",
-    "form_id",
-    "writer_id",
-    "split",
-    "char",
-    "char_index",
-    "label",
-    "x",
-    "y",
-    "w",
-    "h",
-    "score",
-    "check_iou",
-    "bounds_from",
-    "line_mean_y",
-    "line_std",
-    "word_text",
-    "word_flag",
-    "source",
-    "image",
-]
 
 
 class DatasetError(UserError, ValueError):
@@ -127,7 +114,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
     mapping = job.classes.mapping
     excluded: Counter[str] = Counter()
     below = 0
-    rows: list[list[Any]] = []
+    rows: list[ManifestRow] = []
     crops: list[np.ndarray] = []
     levels = {lid: paper_and_ink_levels(img) for lid, img in images.items()}
     graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
@@ -180,30 +167,30 @@ def process_form(job: FormJob) -> dict[str, Any]:
             continue
         rel = f"images/{split}/{job.classes.folder(label)}/{char_id}.png" if exp.write_png else ""
         rows.append(
-            [
-                char_id,
-                b.word_id,
-                line_id,
-                job.form_id,
-                writer,
-                split,
-                b.char,
-                int(b.char_index),
-                label,
-                int(b.x),
-                int(b.y),
-                int(b.w),
-                int(b.h),
-                float(b.score),
-                float(b.check_iou),
-                "word images" if line_id in loaded.composed else "line image",
-                round(mean + ly, 3),
-                round(std, 3),
-                text,
-                flag,
-                job.source,
-                rel,
-            ]
+            ManifestRow(
+                char_id=char_id,
+                word_id=b.word_id,
+                line_id=line_id,
+                form_id=job.form_id,
+                writer_id=writer,
+                split=split,
+                char=b.char,
+                char_index=int(b.char_index),
+                label=label,
+                x=int(b.x),
+                y=int(b.y),
+                w=int(b.w),
+                h=int(b.h),
+                score=float(b.score),
+                check_iou=float(b.check_iou),
+                bounds_from="word images" if line_id in loaded.composed else "line image",
+                line_mean_y=round(mean + ly, 3),
+                line_std=round(std, 3),
+                word_text=text,
+                word_flag=flag,
+                source=job.source,
+                image=rel,
+            )
         )
         crops.append(tile)
     meta = {
@@ -230,10 +217,9 @@ def write_tiles(job: TileJob) -> int:
     """Write one form's character PNGs (ImageFolder layout) into the staged dataset, from its shard; each
     path is checked to stay inside the stage. Returns the number written."""
     meta, crops = _load_shard(job.shard)
-    image_column = MANIFEST_COLUMNS.index("image")
     made: set[str] = set()
     for row, tile in zip(meta["rows"], crops, strict=True):
-        path = inside(job.stage, row[image_column])
+        path = inside(job.stage, ManifestRow(*row).image)
         if path.parent.as_posix() not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent.as_posix())
@@ -447,6 +433,18 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     return summary
 
 
+def summary_line(summary: dict[str, Any], out: Path) -> str:
+    """The line `build-dataset` closes with: characters per split, time and rate, alignment's share, rejects."""
+    t = summary["timings"]
+    rate = summary["characters"] / max(t["total_s"], 1e-9)
+    splits = summary["splits"]
+    return (
+        f"{summary['characters']:,} characters exported to {out} "
+        f"(train {splits['train']:,} / val {splits['val']:,} / test {splits['test']:,}) in {t['total_s']:,.1f} s, "
+        f"{rate:,.0f} chars/s all stages included (alignment {t['align_s']:,.1f} s); rejects: {summary['rejects']:,}"
+    )
+
+
 def _write_qa(
     stage: Path,
     root: Path,
@@ -485,7 +483,7 @@ def _merge(
     """Join the form shards of `out` into the manifest, arrays, classes.json and rejects.csv in `stage`; a
     run that exported no character, or lost too many words to unreadable images, raises DatasetError (its
     rejects report in `out/failed-rejects.csv`)."""
-    rows: list[list[Any]] = []
+    rows: list[list[Any]] = []  # ManifestRow values, as the shards hold them
     crops: list[np.ndarray] = []
     rejects: list[dict[str, Any]] = []
     excluded: Counter[str] = Counter()
@@ -498,21 +496,7 @@ def _merge(
         excluded.update(meta["excluded"])
         below += meta["below_min_score"]
         seen += meta["characters_seen"]
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    manifest = manifest.astype(
-        {
-            "char_index": "int32",
-            "label": "int32",
-            "x": "int32",
-            "y": "int32",
-            "w": "int32",
-            "h": "int32",
-            "score": "float64",
-            "check_iou": "float64",
-            "line_mean_y": "float64",
-            "line_std": "float64",
-        }
-    )
+    manifest = manifest_table(rows)
     geometry = box_geometry(manifest)
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
     all_rejects = pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
@@ -530,20 +514,14 @@ def _merge(
             f"nothing written but {out / FAILED_REJECTS}"
         )
     write_table(all_rejects, stage / "rejects.csv")
-    write_table(manifest, stage / "manifest.parquet")
-    write_table(manifest, stage / "manifest.csv")
+    write_manifest(stage, manifest)
+    labels = manifest["label"].to_numpy(np.int64)
+    char_ids = manifest["char_id"].to_numpy(str)
     for split in SPLITS:
         mask = (manifest["split"] == split).to_numpy()
-        with atomic_path(stage / "arrays" / f"{split}.npz") as tmp, open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                images=images[mask],
-                labels=manifest["label"].to_numpy(np.int64)[mask],
-                geometry=geometry[mask],
-                char_ids=manifest["char_id"].to_numpy(str)[mask],
-            )
-    write_json(
-        stage / "classes.json",
+        write_split(stage, split, SplitArrays(images[mask], labels[mask], char_ids[mask], geometry[mask]))
+    write_classes(
+        stage,
         {
             **classes.to_json(),
             "image_size": cfg.export.size,

@@ -16,12 +16,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from iamchars.errors import UserError
-from iamchars.fileio import read_bytes, write_json
+from iamchars.fileio import atomic_path, read_bytes, write_json, write_table
 
 RECORD = "dataset.json"
 FORMAT_VERSION = 1
@@ -40,6 +41,84 @@ OWNED = ("manifest.parquet", "manifest.csv", "classes.json", "card.md", "rejects
 FAILED_REJECTS = "failed-rejects.csv"
 """The rejects report of a build that failed, written beside (never into) the dataset it did not replace."""
 BUILD_HINT = "make one with `iamchars build-dataset --iam-root IAM_ROOT --out DATASET`"
+
+
+class ManifestRow(NamedTuple):
+    """One exported character: a row of manifest.parquet / manifest.csv, in column order."""
+
+    char_id: str
+    """`{word_id}-{char_index:02d}`, the tile's file name."""
+    word_id: str
+    line_id: str
+    form_id: str
+    writer_id: str
+    split: str
+    char: str
+    char_index: int
+    """Position of the character in its word, from 0."""
+    label: int
+    """Class index in classes.json."""
+    x: int
+    """Box on the form page, pixels (IAM's page coordinates)."""
+    y: int
+    w: int
+    h: int
+    score: float
+    """Segmentation confidence, 0..1."""
+    check_iou: float
+    """IoU with the self-check box of a separable word; NaN where the word is not separable."""
+    bounds_from: str
+    """"line image", or "word images" where the line was composed from its words."""
+    line_mean_y: float
+    """The line's ink mean row, page pixels."""
+    line_std: float
+    """The line's ink standard deviation, pixels."""
+    word_text: str
+    word_flag: str
+    """IAM's segmentation flag of the word's line: "ok" or "err"."""
+    source: str
+    """"gt" (true boxes) or "estimated:METHOD"."""
+    image: str
+    """The tile, relative to the dataset folder ("" when tiles are not written)."""
+
+
+MANIFEST_COLUMNS = list(ManifestRow._fields)
+MANIFEST_DTYPES = {
+    "char_index": "int32",
+    "label": "int32",
+    "x": "int32",
+    "y": "int32",
+    "w": "int32",
+    "h": "int32",
+    "score": "float64",
+    "check_iou": "float64",
+    "line_mean_y": "float64",
+    "line_std": "float64",
+}
+
+
+def manifest_table(rows: list[ManifestRow] | list[list[Any]]) -> pd.DataFrame:
+    """The manifest as a typed table (the dtypes readers can rely on), in the rows' order."""
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype(MANIFEST_DTYPES)
+
+
+def write_manifest(root: Path, manifest: pd.DataFrame) -> None:
+    write_table(manifest, root / "manifest.parquet")
+    write_table(manifest, root / "manifest.csv")
+
+
+def write_split(root: Path, split: str, arrays: SplitArrays) -> None:
+    """arrays/{split}.npz, as `read_split` reads it back (every new dataset holds the boxes' geometry)."""
+    geometry = arrays.geometry
+    if geometry is None:
+        raise ValueError("a split is written with its boxes' geometry")
+    with atomic_path(root / "arrays" / f"{split}.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, images=arrays.images, labels=arrays.labels, geometry=geometry, char_ids=arrays.char_ids)
+
+
+def write_classes(root: Path, classes: dict[str, Any]) -> None:
+    """classes.json: the class list (label, char, folder, members) with the tiles' size, framing and polarity."""
+    write_json(root / "classes.json", classes)
 
 
 class DatasetFormatError(UserError, ValueError):

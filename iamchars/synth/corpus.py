@@ -7,6 +7,7 @@ always give the same bytes.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from iamchars.config import SplitConfig, SynthConfig
+from iamchars.config import PipelineConfig, SplitConfig, SynthConfig
+from iamchars.errors import UserError
 from iamchars.fileio import atomic_open, inside, write_png, write_table
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
@@ -192,6 +194,26 @@ def _form_job(args: tuple[int, SynthConfig, str]) -> FormResult:
 IAM_HEADER = "#--- {name} (synthetic, iamchars) ---#\n# format as IAM's; see iamchars/synth\n"
 
 
+CORPUS_FILES = ("ascii", "lines", "words", "xml", "split", "task", "chars_gt.csv", "preview.png")
+"""What an IAM-layout corpus holds; `synth --force` removes these, so no file of the old corpus stays."""
+
+
+def clear_corpus(out: Path, force: bool) -> None:
+    """Make room for a new corpus in `out`: a corpus already there is refused, or with `force` removed
+    (only the files a corpus holds; anything else in the folder stays)."""
+    held = [name for name in CORPUS_FILES if (out / name).exists() or (out / name).is_symlink()]
+    if held and not force:
+        raise UserError(
+            f"--out {out}: already holds a corpus ({', '.join(held)}); --force replaces it, or choose another --out"
+        )
+    for name in held:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+
+
 def write_corpus(out: Path, cfg: SynthConfig, split: SplitConfig, progress: bool = True) -> dict[str, int]:
     """Write the whole corpus; returns counts. Workers render forms in parallel; files are written in form
     order, so the output does not depend on scheduling."""
@@ -242,3 +264,14 @@ def preview(root: Path, gt: pd.DataFrame, lines: pd.DataFrame, n_lines: int = 6)
         boxes = gt.loc[gt["line_id"] == row.line_id, ["x", "y", "w", "h"]].to_numpy() - [row.x, row.y, 0, 0]
         panels.append(caption(draw_boxes(image, boxes), f"{row.line_id}: {row.text}"))
     return stack_rows(panels)
+
+
+def write_preview(root: Path, cfg: PipelineConfig) -> Path:
+    """`synth --preview`: the corpus's true boxes over its first lines, written to ROOT/preview.png."""
+    from iamchars.iam.corpus import load_corpus
+
+    corpus = load_corpus(root, cfg.parse, cfg.split)
+    picture = preview(root, pd.read_csv(root / "chars_gt.csv", keep_default_na=False), corpus.lines)
+    path = root / "preview.png"
+    write_png(path, picture)
+    return path

@@ -1,4 +1,5 @@
-"""Inference outside training: top-k prediction for image files, and model export."""
+"""Inference outside training: image files read and prepared like dataset tiles, top-k prediction, and
+model export."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from iamchars.dataset.crops import normalize_crop, paper_and_ink_levels
+from iamchars.fileio import read_gray
 from iamchars.train.models import GEOMETRY_INPUTS, GeometryNet
 
 
@@ -26,6 +28,34 @@ def prepare_image(gray: np.ndarray, size: int) -> np.ndarray:
     if len(ys):
         gray = gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     return normalize_crop(gray, paper, ink, size)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm")
+
+
+def read_images(arguments: list[Path], size: int) -> tuple[list[Path], list[np.ndarray], list[str]]:
+    """The readable images among `arguments` (files, or folders standing for every file under them named like
+    an image, sorted) prepared for the network, and why each other one was skipped: one bad file or folder
+    (no image in it, a FIFO, a looping link, not an image at all) never stops the rest."""
+    paths: list[Path] = []
+    bad: list[str] = []
+    for path in arguments:
+        if path.is_dir():  # what is named like an image but is no regular file is read, and listed below
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+            paths += found
+            if not found:
+                bad.append(f"{path}: folder holds no image ({', '.join(IMAGE_SUFFIXES)})")
+        else:
+            paths.append(path)
+    good: list[Path] = []
+    prepared: list[np.ndarray] = []
+    for path in paths:
+        try:
+            prepared.append(prepare_image(read_gray(path), size))
+            good.append(path)
+        except ValueError as exc:
+            bad.append(str(exc))
+    return good, prepared, bad
 
 
 @torch.no_grad()

@@ -102,7 +102,7 @@ class GeometryNet(nn.Module):
     An EMNIST-style crop fills its tile whatever the letter's size, which erases what separates o/O, c/C or
     s/S; the box's height and place against the line's ink statistics keep it, at the cost of a few hundred
     weights. Without geometry (a user's own image) the model reads the crop alone, as trained to on the
-    tenth of each batch whose geometry is dropped (`train.data.jitter_geometry`)."""
+    tenth of each batch whose geometry is dropped (`train.tensors.jitter_geometry`)."""
 
     def __init__(self, base: nn.Module, num_classes: int, width: int = 32) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ from torch import nn
 
 from iamchars.fileio import atomic_open
 from iamchars.train.explain import occlusion_maps, saliency_maps
+from iamchars.train.inference import top_k
 from iamchars.train.models import first_conv
 
 
@@ -163,6 +164,20 @@ def explanations(
         axes[r, 0].set_ylabel(name, fontsize=7)
     fig.suptitle(heading, fontsize=9)
     return fig
+
+
+def explanation_sheet(model: nn.Module, batch: np.ndarray, names: list[str], chars: list[str]) -> Figure:
+    """`iamchars explain`'s picture: each prepared image (N x S x S) under its name and top class, with the
+    occlusion and saliency maps of that class below it."""
+    ranked = top_k(model, batch, chars, 1)
+    targets = np.array([chars.index(r[0][0]) for r in ranked])
+    return explanations(
+        batch,
+        [f"{name}\n{r[0][0]!r} {r[0][1]:.2f}" for name, r in zip(names, ranked, strict=True)],
+        {"occlusion": occlusion_maps(model, batch, targets), "saliency": saliency_maps(model, batch, targets)},
+        "what the top class rests on (occlusion: red = covering it lowers its probability)",
+        EXPLAIN_UNITS,
+    )
 
 
 def write_all(

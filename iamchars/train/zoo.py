@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from iamchars.config import TrainConfig
-from iamchars.train.data import Dataset
 from iamchars.train.engine import train
+from iamchars.train.tensors import Dataset
 
 
 def run_zoo(data: Dataset, out: Path, cfg: TrainConfig, models: list[str], log: Any = print) -> list[dict[str, Any]]:
@@ -79,3 +79,21 @@ def zoo_curves(rows: list[dict[str, Any]]) -> Figure:
         ax.legend(fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     return fig
+
+
+def write_zoo(data_dir: Path, out: Path, cfg: TrainConfig, models: list[str], log: Any = print) -> str:
+    """`iamchars zoo`: the dataset loaded onto `cfg.device`, every model trained, and zoo.md, zoo.json and
+    zoo.png written to `out`; returns the table."""
+    from iamchars.fileio import write_json, write_text
+    from iamchars.nn import pick_device
+    from iamchars.train.plots import save_figure
+    from iamchars.train.tensors import load_dataset
+
+    device = pick_device(cfg.device)
+    dataset = load_dataset(data_dir, device)
+    rows = run_zoo(dataset, out, cfg, models, log=log)
+    table = zoo_table(rows, cfg, dataset, str(device))
+    write_text(out / "zoo.md", table)
+    write_json(out / "zoo.json", [{k: v for k, v in r.items() if k != "history"} for r in rows])
+    save_figure(zoo_curves(rows), out / "zoo.png")
+    return table
