@@ -101,7 +101,7 @@ def choose_threads(asked: int, env: Mapping[str, str], other_work: float | None)
     """Torch's CPU threads: `asked` when given; else OMP_NUM_THREADS when set (torchrun sets it to 1); else,
     under a launcher that starts several processes on this machine (LOCAL_WORLD_SIZE), each its share of the
     usable CPUs; else the usable CPUs less those `other_work` keeps busy. Threads that outnumber the free cores
-    spin waiting for each other: on 2 busy cores, 2 threads ran 8 times slower than 1."""
+    spin waiting for each other, far slower than one thread."""
     if asked:
         return ThreadChoice(asked, f"--threads {asked}")
     omp = env.get("OMP_NUM_THREADS", "").strip()

@@ -2,8 +2,7 @@
 goes round the ink where it can and crosses it where it is thinnest.
 
 A vertical cut gives the previous letter whatever of its neighbour leans over it (a t-bar, the tail of a g,
-an overhanging f); a path can step around such strokes. Measured on pen-dev with the true pixel owners, the
-best vertical cuts cap the mean IoU at 0.850 and the best paths at 0.904 (docs/DESIGN.md).
+an overhanging f); a path can step around such strokes (docs/experiments/2026-11-26-box-rule-ceiling.md).
 """
 
 from __future__ import annotations

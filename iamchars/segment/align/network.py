@@ -19,8 +19,7 @@ from iamchars.nn import conv_bn
 from iamchars.segment.align.alignment import STRIP_ROWS
 
 SAMPLES = 6
-"""Points read inside a segment. On pen-dev (2 rounds) 6 points give 0.735 mean IoU, the means of its three
-thirds 0.728."""
+"""Points read inside a segment (by linear interpolation between columns)."""
 
 
 class RowMaxPool(nn.Module):

@@ -23,9 +23,8 @@ from iamchars.segment.runner import load_line_images, readable_lines, words_by_l
 
 WEIGHTS = Path(__file__).with_name("weights.pt")
 CORPUS = SynthConfig(forms=240, lines_per_form=8, seed=11)
-"""Tuning fonts only (the synth default): the held-out fonts stay unseen. 240 forms (20,583 words) and 6,000
-steps, not 80 and 2,000: over five pen-dev runs +0.003 mean IoU and +0.8 points at IoU >= 0.7, every run
-tighter (docs/DESIGN.md, "A larger pretraining corpus"); about 7.5 minutes on 2 cores."""
+"""The pretraining corpus: tuning fonts only (the synth default), so the held-out fonts stay unseen
+(docs/experiments/2026-11-26-larger-pretraining-corpus.md)."""
 STEPS = 6000
 
 
@@ -79,7 +78,7 @@ def words_with_true_cuts(root: Path, cfg: SegmentConfig) -> list[AlignmentWord]:
 def pretrain(words: list[AlignmentWord], steps: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
     index = {ch: i for i, ch in enumerate(ALPHABET)}
     learn = [i for i, w in enumerate(words) if all(ch in index for ch in w.text)]
-    # stretched fonts and neighbour strokes: no gain on pen-dev (DESIGN.md)
+    # unstretched fonts, no neighbour strokes (docs/experiments/2026-11-22-learned-aligner.md)
     plan = AlignConfig(steps=steps, stretch=0.0, stretch_word=0.0, neighbours=0.0)
     net = fit_segment_net(words, [w.cuts for w in words], learn, index, plan, seed, device, init=None)
     return {k: v.cpu() for k, v in net.state_dict().items()}
