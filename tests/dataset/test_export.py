@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import re
 import shutil
 from pathlib import Path
 
@@ -117,32 +115,6 @@ def test_manifest_contract_and_outputs(built: Path, synth_corpus: Path) -> None:
         image = cv2.imread(str(built / "qa" / picture))
         assert image is not None and image.shape[0] > 30
     assert len(list((built / "qa" / "classes").glob("*.png"))) == manifest["label"].nunique()
-
-
-def image_folder_classes(split_root: Path) -> dict[str, int]:
-    """torchvision's ImageFolder rule (`find_classes`): the sorted names of the sub-folders, each indexed by its
-    place in that order, whatever the names say."""
-    return {name: i for i, name in enumerate(sorted(e.name for e in os.scandir(split_root) if e.is_dir()))}
-
-
-def test_image_folder_gives_every_image_its_label_in_every_split(built: Path) -> None:
-    from iamchars.data import class_to_idx
-
-    manifest = pd.read_parquet(built / "manifest.parquet").set_index("char_id")
-    counts = manifest.groupby("split")["label"].nunique()
-    assert counts.min() < len(json.loads((built / "classes.json").read_text())["classes"])  # splits lack classes
-    for split in ("train", "val", "test"):
-        split_root = built / "images" / split
-        assert image_folder_classes(split_root) == class_to_idx(built)  # empty folders hold the places
-        count = 0
-        for folder, index in image_folder_classes(split_root).items():
-            for png in sorted((split_root / folder).glob("*.png")):
-                image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
-                assert image.shape == (32, 32) and image.dtype == np.uint8
-                row = manifest.loc[png.stem]
-                assert row["label"] == index and row["image"] == str(png.relative_to(built))
-                count += 1
-        assert count == int((manifest["split"] == split).sum())
 
 
 def test_a_dataset_is_complete_or_refused(built: Path, synth_corpus: Path, tmp_path: Path) -> None:
@@ -312,64 +284,6 @@ def test_bad_box_source_is_a_clear_error(synth_corpus: Path, tmp_path: Path) -> 
         ],
     )
     assert result.exit_code == 1 and "true-box file /nonexistent/chars_gt.csv: file not found" in result.output
-
-
-def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corpus: Path, tmp_path: Path) -> None:
-    from tools.boxgap import box_gap
-
-    overrides = ["train.model='lenet5'", "train.batch_size=64", "train.channels_last=false"]
-    overrides += [
-        "segment.align.steps=10",
-        "segment.align.rounds=1",
-        "segment.align.runs=1",
-    ]  # the default method, quickly
-    rows = box_gap(synth_corpus, tmp_path, overrides, epochs=2, seeds=2, align_seeds=2)
-    assert [(r["seed"], r["align_seed"]) for r in rows] == [(0, 0), (1, 1)]
-    assert all(0.0 < r["estimated"] <= 1.0 and 0.0 < r["true"] <= 1.0 for r in rows)
-    true = pd.read_parquet(tmp_path / "true" / "manifest.parquet")
-    for k, folder in enumerate(("estimated", "estimated-1")):
-        estimated = pd.read_parquet(tmp_path / folder / "manifest.parquet")
-        assert (true["source"] == "gt").all() and (estimated["source"] != "gt").all()
-        # the same writers in the same splits
-        assert true.groupby("writer_id")["split"].first().equals(estimated.groupby("writer_id")["split"].first())
-        assert re.search(rf'"align": {{[^}}]*"seed": {k},', (tmp_path / folder / "card.md").read_text())
-        assert (tmp_path / f"run-{folder}-{k}" / "metrics.json").is_file()  # seed k learnt from aligner seed k
-
-
-def test_box_gap_refuses_zero_seeds_before_any_work(synth_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tools.boxgap import main
-
-    assert main([str(synth_corpus), "--seeds", "0"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--seeds, --epochs and --align-seeds must be at least 1" in err
-
-
-def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
-    import torch
-
-    from iamchars.data import CharacterDataset, load_geometry, load_split
-    from iamchars.errors import UserError
-
-    images, labels, chars = load_split(built, "train")
-    manifest = pd.read_parquet(built / "manifest.parquet")
-    train = manifest[manifest["split"] == "train"]
-    assert images.shape == (len(train), 32, 32) and images.dtype == np.uint8
-    assert [chars[i] for i in labels] == train["char"].tolist() and len(chars) == 62
-    dataset = CharacterDataset(built, "train")
-    assert len(dataset) == len(train) and dataset.classes == chars
-    image, label = dataset[3]
-    assert image.shape == (1, 32, 32) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
-    assert label == labels[3] and torch.equal((image[0] * 255).round().byte(), torch.from_numpy(images[3]))
-    batch, batch_labels = next(iter(torch.utils.data.DataLoader(dataset, batch_size=8)))
-    assert batch.shape == (8, 1, 32, 32) and batch_labels.tolist() == labels[:8].tolist()
-    geometry = load_geometry(built, "train")
-    assert geometry.shape == (len(train), 3) and np.array_equal(geometry, box_geometry(train))
-    flipped = CharacterDataset(built, "val", transform=lambda t: 1 - t)
-    assert flipped[0][0].max() == 1.0  # the paper, now white
-    with pytest.raises(UserError, match=r"no such dataset folder.*iamchars build-dataset"):
-        load_split(built / "nowhere", "train")
-    with pytest.raises(UserError, match="split must be one of"):
-        load_split(built, "dev")
 
 
 def test_line_crops_keep_size_and_height_that_char_crops_lose() -> None:
