@@ -82,6 +82,7 @@ class SplitConfig:
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     """train/val/test shares of writers when no IAM task files are present."""
     seed: int = bounded(0, 0)
+    """Seed of the writer hash that splits writers the task files do not list."""
     unlisted: str = one_of("hash", "exclude")
     """Writers absent from IAM's task files: "hash" (deterministic writer split) or "exclude"."""
 
@@ -97,10 +98,15 @@ class ParseConfig:
 @dataclass
 class SynthConfig:
     forms: int = bounded(24, 1, 100_000)
+    """Forms to write (a form is one page of one writer)."""
     lines_per_form: int = bounded(8, 1, 40)
+    """Handwritten lines per form."""
     seed: int = bounded(0, 0)
+    """Seed of everything random in the corpus: same seed, same bytes."""
     fonts: list[str] = field(default_factory=lambda: list(WRITER_FONTS), metadata={"font": True})
+    """Writer fonts (fontpkg names or TTF paths), dealt to writers in turn."""
     forms_per_writer: int = bounded(2, 1, 1000)
+    """Forms each synthetic writer fills."""
     err_rate: float = bounded(0.05, 0.0, 1.0)
     """Share of lines flagged `err`; one word of such a line gets a truncated box, as IAM's errors do."""
     workers: int = bounded(0, 0, 512, shapes_output=False)
@@ -123,11 +129,13 @@ class AlignConfig:
     epochs: float = bounded(50.0, 1.0, 100_000.0)
     """At most this many passes over the words a network learns from (a small corpus's networks stop sooner)."""
     words_per_batch: int = bounded(32, 1, 4096)
+    """Words per optimiser step."""
     sample_words: int = bounded(4000, 10, 10_000_000)
     """Words per fold that the intermediate rounds learn from and re-align (the last round re-aligns all)."""
     negatives: int = bounded(2, 0, 64)
     """Wrong cut positions scored against each true one in training."""
     lr: float = bounded(3e-3, 1e-6, 1.0)
+    """Peak learning rate of each network (one-cycle schedule, AdamW)."""
     reach: float = bounded(1.4, 0.0, 3.0)
     """How far (character widths) a cut may move from its refined position."""
     candidates: int = bounded(15, 1, 101)
@@ -156,6 +164,7 @@ class AlignConfig:
     """Starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none" (random) or a path to
     weights written by `make aligner-weights`."""
     seed: int = bounded(0, 0, 2**31 - 1)
+    """Seed of the self-training (run k of seed s uses s * runs + k)."""
     device: str = device_field()
     """"auto" (a GPU when torch sees one), "cpu", "cuda", "cuda:N" or "mps"."""
 
@@ -170,13 +179,17 @@ class SegmentConfig:
     font: str = font_field("dancing-script")
     """fontpkg name or a path to any TTF/OTF file."""
     font_size: int = bounded(64, 16, 256)
+    """Size (pixels) at which the alignment font is rendered."""
     slant_max_deg: float = bounded(40.0, 0.0, 60.0)
+    """Largest slant (degrees, either way) searched for each line."""
     slant_steps: int = bounded(9, 1, 181)
+    """Slants tried on the coarse grid before the fine search."""
     snap_window: float = bounded(0.35, 0.0, 2.0)
     """How far (in mean character widths) a cut may move to reach a projection minimum."""
     ink_threshold: int = bounded(0, 0, 255)
     """Grey level under which a pixel is ink; 0 takes Otsu's threshold of each line."""
     min_ink_pixels: int = bounded(2, 1, 10_000)
+    """A word with fewer ink pixels than this gets the seed method's boxes."""
     guide_k: float = bounded(4.0, 0.5, 20.0)
     """Refined boxes never reach beyond mean +- guide_k * std of the line ink (stray strokes of other lines)."""
     snap: bool = True
@@ -184,6 +197,7 @@ class SegmentConfig:
     gap_reach: float = bounded(0.75, 0.0, 5.0)
     """How far (in mean character widths) a gap in the ink may pull a predicted cut."""
     deslant: bool = True
+    """Remove each line's slant before cutting its words."""
     cut_paths: bool = True
     """Cut between characters along the cheapest path through the ink, not a straight (deslanted) line."""
     path_reach: float = bounded(0.3, 0.0, 3.0)
@@ -214,18 +228,25 @@ class SegmentConfig:
 @dataclass
 class ExportConfig:
     size: int = bounded(32, 16, 256)
+    """Tile side S in pixels."""
     classes: str = one_of("byclass", "bymerge", "letters", "digits")
     """byclass (62), bymerge (47), letters (26, case-folded), digits (10)."""
     punctuation: bool = False
+    """Add the 16 punctuation classes to the class set."""
     include_err: bool = False
+    """Also export words of lines IAM flags `err` (segmentation errors in its own boxes)."""
     min_score: float = bounded(0.0, 0.0, 1.0)
+    """Drop characters whose segmentation score (0..1) is below this."""
     boxes: str = "estimated"
     """"estimated" (segmentation) or "gt:PATH/chars_gt.csv" (true boxes of a synthetic corpus)."""
     workers: int = bounded(0, 0, 512, shapes_output=False)
     """Worker processes (0: one per CPU this process may use)."""
     write_png: bool = True
+    """Write one PNG per character under images/ (the packed arrays are always written)."""
     qa_lines: int = bounded(6, 0, 1000)
+    """Lines drawn with their boxes in qa/overlays.png."""
     qa_per_class: int = bounded(48, 1, 10_000)
+    """Tiles per class in each qa/classes/ sheet."""
     crop: str = one_of("char", "line")
     """"char": the box fills the tile (EMNIST); "line": a window of the line's scale keeps size and height."""
     line_window_stds: float = bounded(3.0, 1.0, 10.0)
@@ -237,23 +258,37 @@ class ExportConfig:
 @dataclass
 class TrainConfig:
     model: str = "resnet"
+    """Architecture: lenet5, vgg or resnet (`train.models.MODELS`)."""
     epochs: int = bounded(12, 1, 10_000)
+    """Passes over the training split."""
     batch_size: int = bounded(256, 1, 1 << 20)
+    """Images per optimiser step (per process under torchrun)."""
     optimizer: str = one_of("adamw", "sgd")
+    """"adamw", or "sgd" (Nesterov momentum)."""
     lr: float = bounded(3e-3, 1e-8, 10.0)
+    """Peak learning rate."""
     weight_decay: float = bounded(5e-4, 0.0, 1.0)
+    """Decoupled weight decay (not on norms and biases)."""
     momentum: float = bounded(0.9, 0.0, 0.9999)
+    """SGD momentum."""
     schedule: str = one_of("onecycle", "cosine")
+    """"onecycle", or "cosine" with a linear warm-up."""
     label_smoothing: float = bounded(0.1, 0.0, 0.9)
+    """Share of each target spread over the other classes."""
     augment: bool = True
+    """Random affine, elastic, brightness/contrast and erasing on the device."""
     ema: float = bounded(0.0, 0.0, 0.99999)
     """EMA decay of the weights (0 disables)."""
     compile: bool = False
+    """torch.compile the model (GPU speed; slow to start)."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on the CPU)."""
     channels_last: bool = True
+    """Channels-last memory format (faster convolutions on CUDA)."""
     device: str = device_field()
+    """"auto" (a GPU when torch sees one), "cpu", "cuda", "cuda:N" or "mps"."""
     seed: int = bounded(0, 0)
+    """Seed of initialisation, batches and augmentation: same seed, same run on a CPU."""
     patience: int = bounded(0, 0, 10_000)
     """Early stopping after this many epochs without a better validation accuracy (0 disables)."""
     init: str = ""
@@ -275,6 +310,7 @@ class TrainConfig:
 @dataclass
 class PipelineConfig:
     name: str = "default"
+    """A name for the run, recorded with its outputs."""
     split: SplitConfig = field(default_factory=SplitConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
