@@ -282,7 +282,7 @@ def _build(root: Path, out: Path, method: str) -> pd.DataFrame:
             "--set",
             "segment.align.rounds=1",
             "--set",
-            "segment.align.runs=2",  # two runs still averaged, at the least cost
+            "segment.align.runs=1",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -18,7 +18,7 @@ def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corp
         "segment.align.rounds=1",
         "segment.align.runs=1",
     ]  # the default method, quickly
-    rows = box_gap(synth_corpus, tmp_path, overrides, epochs=2, seeds=2, align_seeds=2)
+    rows = box_gap(synth_corpus, tmp_path, overrides, epochs=1, seeds=2, align_seeds=2)
     assert [(r["seed"], r["align_seed"]) for r in rows] == [(0, 0), (1, 1)]
     assert all(0.0 < r["estimated"] <= 1.0 and 0.0 < r["true"] <= 1.0 for r in rows)
     true = pd.read_parquet(tmp_path / "true" / "manifest.parquet")
