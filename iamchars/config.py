@@ -156,6 +156,9 @@ class AlignConfig:
     stretch_word: float = bounded(0.2, 0.0, 1.0)
     """Half-range (log scale) of the random width of a whole training copy; with both at 0 the networks learn
     from the words as they are."""
+    warm: float = bounded(0.0, 0.0, 1.0)
+    """0: every round's networks start afresh from `init`; above 0: each round after the first continues its
+    fold's network of the round before, with this share of its steps."""
     runs: int = bounded(3, 1, 16)
     """Independent self-trainings, seeds apart, whose cuts are averaged (1: the fast choice)."""
     runs_max_words: int = bounded(5000, 0, 10_000_000)

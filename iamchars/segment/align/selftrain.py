@@ -141,6 +141,7 @@ def self_train_once(
     samples = [sorted(sample_rng.permutation(ids)[: plan.sample_words].tolist()) for ids in in_fold]
     refined = [w.cuts for w in words]
     result = SelfTrainingResult(cuts)
+    nets: list[SegmentNet | None] = [None] * plan.folds
     for r in range(plan.rounds):
         last = r == plan.rounds - 1
         new = list(cuts)
@@ -149,7 +150,13 @@ def self_train_once(
             start = time.perf_counter()
             where = f"round {r + 1}/{plan.rounds}, fold {f + 1}/{plan.folds}"
             step = None if progress is None else (lambda report=progress, at=where: report(at, 1))
-            net = fit_segment_net(words, cuts, learn, INDEX, plan, plan.seed + 1000 * r + f, device, init, step)
+            previous = nets[f]
+            start_from = init if previous is None or plan.warm == 0 else previous.state_dict()
+            steps = steps_for(len(learn), plan, warm=previous is not None)
+            net = fit_segment_net(
+                words, cuts, learn, INDEX, plan, plan.seed + 1000 * r + f, device, start_from, step, steps
+            )
+            nets[f] = net
             result.fit_s += time.perf_counter() - start
             targets = [i for i in (in_fold[f] if last else samples[f]) if movable[i]]
             start = time.perf_counter()
@@ -172,9 +179,11 @@ def fit_segment_net(
     device: torch.device,
     init: Mapping[str, torch.Tensor] | None,
     on_step: Callable[[], None] | None = None,
+    steps: int | None = None,
 ) -> SegmentNet:
     """A network trained from `init` (random weights when None) on the given words' current cuts (and
-    shifted, wrong segments); `on_step` is called after each optimiser step (progress)."""
+    shifted, wrong segments) for `steps` steps (`steps_for` when None); `on_step` is called after each
+    optimiser step (progress)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = SegmentNet(len(index))
@@ -182,7 +191,7 @@ def fit_segment_net(
         net.load_state_dict(init)
     net = net.to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=plan.lr, weight_decay=5e-4)
-    steps = steps_for(len(learn), plan)
+    steps = steps_for(len(learn), plan) if steps is None else steps
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, plan.lr, total_steps=steps)
     batches = batches_by_width([words[i].strip.shape[1] for i in learn], plan.words_per_batch)
     stream = cycle_batches(batches, rng)
@@ -222,14 +231,17 @@ def planned_steps(words: Sequence[AlignmentWord], plan: AlignConfig) -> int:
     if len(set(fold[movable].tolist())) < plan.folds:
         return 0
     sampled = [min(plan.sample_words, int((usable & (fold == f)).sum())) for f in range(plan.folds)]
-    per_round = sum(steps_for(sum(sampled) - sampled[f], plan) for f in range(plan.folds))
-    return runs_for(int(movable.sum()), plan) * plan.rounds * per_round
+    first = sum(steps_for(sum(sampled) - sampled[f], plan) for f in range(plan.folds))
+    later = sum(steps_for(sum(sampled) - sampled[f], plan, warm=True) for f in range(plan.folds))
+    return runs_for(int(movable.sum()), plan) * (first + (plan.rounds - 1) * later)
 
 
-def steps_for(words: int, plan: AlignConfig) -> int:
+def steps_for(words: int, plan: AlignConfig, warm: bool = False) -> int:
     """A network's optimiser steps: `plan.steps`, or fewer when that many would pass over its `words` more
-    than `plan.epochs` times (a small corpus stops sooner)."""
-    return max(1, min(plan.steps, math.ceil(plan.epochs * words / plan.words_per_batch)))
+    than `plan.epochs` times (a small corpus stops sooner); a `warm` network (one that continues its fold's
+    network of the round before) takes `plan.warm` of them."""
+    steps = max(1, min(plan.steps, math.ceil(plan.epochs * words / plan.words_per_batch)))
+    return max(1, round(steps * plan.warm)) if warm and plan.warm > 0 else steps
 
 
 def augmented(
