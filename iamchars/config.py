@@ -125,7 +125,10 @@ class AlignConfig:
     folds: int = bounded(2, 2, 16)
     """Writer folds: a word is re-aligned only by networks that never saw its writer."""
     steps: int = bounded(600, 10, 1_000_000)
-    """Optimiser steps of each network (one per fold and round), at most."""
+    """Optimiser steps of each first-round network (one per fold), at most."""
+    later_steps: float = bounded(1 / 3, 0.01, 1.0)
+    """Share of a first-round network's steps that each later round takes: a later round's network continues
+    its fold's network of the round before, so it needs only to catch up with the new cuts."""
     epochs: float = bounded(50.0, 1.0, 100_000.0)
     """At most this many passes over the words a network learns from (a small corpus's networks stop sooner)."""
     words_per_batch: int = bounded(32, 1, 4096)
@@ -156,13 +159,9 @@ class AlignConfig:
     stretch_word: float = bounded(0.2, 0.0, 1.0)
     """Half-range (log scale) of the random width of a whole training copy; with both at 0 the networks learn
     from the words as they are."""
-    warm: float = bounded(0.0, 0.0, 1.0)
-    """0: every round's networks start afresh from `init`; above 0: each round after the first continues its
-    fold's network of the round before, with this share of its steps."""
-    runs: int = bounded(3, 1, 16)
-    """Independent self-trainings, seeds apart, whose cuts are averaged (1: the fast choice)."""
-    runs_max_words: int = bounded(5000, 0, 10_000_000)
-    """A corpus with more words to re-align than this gets one run."""
+    runs: int = bounded(1, 1, 16)
+    """Independent self-trainings, seeds apart, whose cuts are averaged: a little steadier boxes on a small
+    corpus, each run costing the whole self-training again."""
     init: str = "builtin"
     """Starting weights: "builtin" (pretrained on synthetic fonts, shipped), "none" (random) or a path to
     weights written by `make aligner-weights`."""

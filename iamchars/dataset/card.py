@@ -100,9 +100,39 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         f"- Rejected (see `rejects.csv`): {summary['rejects']:,}"
         + ("".join(f"\n  - {v:,} x {k}" for k, v in list(summary["rejects_by_reason"].items())[:10])),
         "",
-        "## Timings",
+        "## Time taken",
         "",
     ]
-    lines += [f"- {k}: {v:.2f}" for k, v in summary["timings"].items()]
+    lines += _timings(summary["timings"], summary.get("alignment"), cfg["segment"]["align"])
     lines += ["", "## Parameters", "", "```json", json.dumps(cfg, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+STAGES = {
+    "parse_s": "reading the corpus",
+    "align_s": "learned alignment (`aligned`)",
+    "segment_crop_s": "segmenting and cropping",
+    "merge_s": "arrays, manifest and images",
+    "qa_s": "QA pictures",
+}
+
+
+def _timings(timings: dict[str, float], alignment: dict[str, Any] | None, plan: dict[str, Any]) -> list[str]:
+    """The time of each stage, the learned alignment's parts and the networks it fitted."""
+    rows = ["| stage | seconds |", "| --- | ---: |"]
+    for key, name in STAGES.items():
+        if key in timings and (key != "align_s" or alignment):
+            rows.append(f"| {name} | {timings[key]:,.1f} |")
+        if key == "align_s" and alignment:
+            rows += [
+                f"| - word strips ({alignment['words']:,} words) | {alignment['strips_s']:,.1f} |",
+                f"| - fitting {alignment['networks']} networks ({alignment['runs']} run(s) x {plan['rounds']} rounds "
+                f"x {plan['folds']} folds; {alignment['steps']:,} steps on {alignment['device']}) "
+                f"| {alignment['fit_s']:,.1f} |",
+                f"| - re-aligning ({alignment['realigned']:,} word alignments) | {alignment['realign_s']:,.1f} |",
+            ]
+    rows.append(f"| **total** | **{timings['total_s']:,.1f}** |")
+    resumed = int(timings.get("forms_resumed", 0))
+    if resumed:
+        rows += ["", f"{resumed:,} forms were resumed from a stopped run; their time is not counted above."]
+    return rows

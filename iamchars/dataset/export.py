@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -366,10 +366,11 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     )
     t1 = time.perf_counter()
     aligned: dict[str, np.ndarray] = {}
+    alignment: dict[str, Any] | None = None
     if gt is None and cfg.segment.method == "aligned" and todo:
         from iamchars.segment.align.corpus import align_corpus  # torch: only the learned method loads it
 
-        aligned = align_corpus(
+        found = align_corpus(
             Path(root),
             lines_by_form,
             words_by_form,
@@ -378,6 +379,7 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
             out / ".work" / "aligned_cuts.npz",
             progress,
         )
+        aligned, alignment = found.cuts, asdict(found.stats)
     timings["align_s"] = time.perf_counter() - t1
     jobs = [
         FormJob(
@@ -421,7 +423,14 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
         timings["qa_s"] = time.perf_counter() - t3
         timings["forms_resumed"] = float(len(form_ids) - len(todo))
         timings["total_s"] = time.perf_counter() - t0
-        summary.update(timings=timings, source=source, config=cfg.to_dict(), root=str(root), warnings=corpus.warnings)
+        summary.update(
+            timings=timings,
+            alignment=alignment,
+            source=source,
+            config=cfg.to_dict(),
+            root=str(root),
+            warnings=corpus.warnings,
+        )
         write_text(stage / "card.md", render_card(summary, classes))
         images = {s: int((manifest["split"] == s).sum()) if cfg.export.write_png else 0 for s in SPLITS}
         record = make_record(stage, config_digest, inputs_digest, images)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -27,7 +27,8 @@ from iamchars.segment.align.alignment import (
     viterbi_cuts,
     with_neighbour_stroke,
 )
-from iamchars.segment.align.corpus import load_cuts, save_cuts
+from iamchars.segment.align.corpus import AlignmentStats, CorpusAlignment, load_cuts, save_cuts
+from iamchars.segment.align.network import SegmentNet
 from iamchars.segment.evaluate import evaluate
 from iamchars.segment.refine import WordInk, WordStrip
 
@@ -201,13 +202,9 @@ def test_a_small_corpus_networks_stop_after_so_many_passes_over_their_words() ->
     assert steps_for(0, plan) == 1
 
 
-def test_self_training_reports_every_step_it_planned_with_its_run_round_and_fold() -> None:
-    from iamchars.config import AlignConfig
-    from iamchars.segment.align.alignment import STRIP_ROWS, AlignmentWord
-    from iamchars.segment.align.selftrain import planned_steps, self_train
-
+def _noise_words(count: int) -> list[AlignmentWord]:
     rng = np.random.default_rng(0)
-    words = [
+    return [
         AlignmentWord(
             f"w{i}",
             f"writer{i % 4}",
@@ -217,13 +214,64 @@ def test_self_training_reports_every_step_it_planned_with_its_run_round_and_fold
             np.array([0.0, 16.0, 32.0, 48.0]),
             48,
         )
-        for i in range(12)
+        for i in range(count)
     ]
-    plan = AlignConfig(steps=3, rounds=2, folds=2, runs=2, runs_max_words=100, sample_words=4)
-    reports: list[tuple[str, int]] = []
-    self_train(words, plan, torch.device("cpu"), None, lambda where, done: reports.append((where, done)))
-    assert sum(done for _, done in reports) == planned_steps(words, plan) == 2 * 2 * 2 * 3
-    assert reports[0][0] == "run 1/2, round 1/2, fold 1/2" and reports[-1][0] == "run 2/2, round 2/2, fold 2/2"
+
+
+def test_self_training_reports_all_the_work_it_planned_with_its_run_round_and_fold() -> None:
+    from iamchars.config import AlignConfig
+    from iamchars.segment.align.selftrain import REALIGN_WORDS_PER_STEP, plan_of, self_train
+
+    words = _noise_words(12)
+    plan = AlignConfig(steps=3, rounds=2, folds=2, runs=2, sample_words=4, later_steps=1.0)
+    reports: list[tuple[str, float]] = []
+    result = self_train(words, plan, torch.device("cpu"), None, lambda where, done: reports.append((where, done)))
+    planned = plan_of(words, plan)
+    fitting = [done for where, done in reports if where.endswith("fitting")]
+    realigning = [done for where, done in reports if where.endswith("re-aligning")]
+    assert sum(fitting) == planned.steps == result.steps == 2 * 2 * 2 * 3
+    # per run: the first round re-aligns each fold's sample of 4 words, the last all 6 of each fold
+    assert sum(realigning) * REALIGN_WORDS_PER_STEP == planned.realigned == result.realigned == 2 * (8 + 12)
+    assert planned.networks == result.networks == 8 and planned.work == pytest.approx(sum(fitting) + sum(realigning))
+    assert reports[0][0] == "run 1/2, round 1/2, fold 1/2, fitting"
+    assert reports[-1][0] == "run 2/2, round 2/2, fold 2/2, re-aligning"
+
+
+def test_warm_rounds_continue_their_folds_network_with_a_share_of_the_steps() -> None:
+    from iamchars.config import AlignConfig
+    from iamchars.segment.align.selftrain import plan_of, self_train
+
+    words = _noise_words(12)
+    plan = AlignConfig(steps=4, rounds=3, folds=2, runs=1, later_steps=0.5)
+    steps: dict[str, float] = {}
+    result = self_train(
+        words, plan, torch.device("cpu"), None, lambda where, done: steps.update({where: steps.get(where, 0) + done})
+    )
+    assert steps["round 1/3, fold 1/2, fitting"] == 4 and steps["round 2/3, fold 2/2, fitting"] == 2
+    assert result.steps == plan_of(words, plan).steps == 2 * 4 + 2 * 2 * 2
+
+
+def test_a_later_rounds_network_starts_from_its_folds_network_of_the_round_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from iamchars.config import AlignConfig
+    from iamchars.segment.align import selftrain
+
+    fitted: list[tuple[dict | None, SegmentNet]] = []
+    fit = selftrain.fit_segment_net
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        net = fit(*args, **kwargs)
+        fitted.append((args[7], net))
+        return net
+
+    monkeypatch.setattr(selftrain, "fit_segment_net", recording)
+    init = SegmentNet(len(selftrain.INDEX)).state_dict()
+    selftrain.self_train(_noise_words(12), AlignConfig(steps=2, rounds=2, folds=2), torch.device("cpu"), init)
+    (first0, net0), (first1, net1), (later0, _), (later1, _) = fitted
+    assert first0 is init and first1 is init
+    assert all(torch.equal(later0[k], v) for k, v in net0.state_dict().items())
+    assert all(torch.equal(later1[k], v) for k, v in net1.state_dict().items())
 
 
 def test_runs_average_inner_cuts_and_take_the_median_end() -> None:
@@ -243,22 +291,13 @@ def test_runs_average_inner_cuts_and_take_the_median_end() -> None:
     assert combine_runs(agreed)[0].tolist() == [0.0, 0.1, 0.7]
 
 
-def test_small_corpora_get_several_runs_and_large_ones_one() -> None:
-    from iamchars.config import AlignConfig
-    from iamchars.segment.align.selftrain import runs_for
-
-    plan = AlignConfig(runs=3, runs_max_words=5000)
-    assert runs_for(773, plan) == 3  # pen-dev
-    assert runs_for(5000, plan) == 3
-    assert runs_for(115_320, plan) == 1  # all of IAM: its time budget holds one
-    assert runs_for(10, replace(plan, runs=1)) == 1
-
-
 def test_cut_cache_round_trip(tmp_path: Path) -> None:
     cuts = {"a-00-00": np.array([0.0, 3.5, 9.0]), "a-00-01": np.array([0.0, 12.0])}
-    save_cuts(tmp_path / "cuts.npz", cuts)
+    stats = AlignmentStats(words=2, runs=1, networks=6, steps=2000, realigned=7, fit_s=1.5)
+    save_cuts(tmp_path / "cuts.npz", CorpusAlignment(cuts, stats))
     back = load_cuts(tmp_path / "cuts.npz")
-    assert back.keys() == cuts.keys() and all(np.array_equal(back[k], cuts[k]) for k in cuts)
+    assert back.cuts.keys() == cuts.keys() and all(np.array_equal(back.cuts[k], cuts[k]) for k in cuts)
+    assert back.stats == stats
 
 
 def _build(root: Path, out: Path, method: str) -> pd.DataFrame:

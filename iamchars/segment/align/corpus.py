@@ -3,9 +3,11 @@ this process, the cuts cached in one file so that a killed run does not learn ag
 
 from __future__ import annotations
 
+import json
 import pickle
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
 from iamchars.segment.align.alignment import ALPHABET, AlignmentWord
 from iamchars.segment.align.network import SegmentNet
 from iamchars.segment.align.pretrain import WEIGHTS
-from iamchars.segment.align.selftrain import movable_words, planned_steps, runs_for, self_train
+from iamchars.segment.align.selftrain import plan_of, self_train
 from iamchars.segment.runner import form_alignment_words
 
 
@@ -39,6 +41,31 @@ def strips_of_form(job: StripJob) -> list[AlignmentWord]:
 
 class AlignerWeightsError(UserError, ValueError):
     pass
+
+
+@dataclass
+class AlignmentStats:
+    """What the corpus-wide pass did and what each part of it took (the dataset card reports it)."""
+
+    words: int = 0
+    """Words with ink, stripped."""
+    runs: int = 0
+    networks: int = 0
+    steps: int = 0
+    """Optimiser steps, all networks together."""
+    realigned: int = 0
+    """Word alignments computed, all rounds and runs together."""
+    strips_s: float = 0.0
+    fit_s: float = 0.0
+    realign_s: float = 0.0
+    device: str = "cpu"
+
+
+@dataclass
+class CorpusAlignment:
+    cuts: dict[str, np.ndarray]
+    """Cuts (deslanted ink columns) of every word with ink, by word id."""
+    stats: AlignmentStats = field(default_factory=AlignmentStats)
 
 
 def initial_weights(spec: str) -> dict[str, torch.Tensor] | None:
@@ -69,8 +96,8 @@ def align_corpus(
     workers: int,
     cache: Path | None = None,
     progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """Cuts (deslanted ink columns) of every word with ink, by word id; read from `cache` when it is there."""
+) -> CorpusAlignment:
+    """Every word's cuts and what finding them took; read from `cache` (a killed run's) when it is there."""
     if cache is not None and cache.is_file():
         return load_cuts(cache)
     device = pick_device(cfg.align.device, "segment.align.device")  # both checked before any work
@@ -78,41 +105,60 @@ def align_corpus(
     forms = sorted(words_by_form)
     jobs = [StripJob(root, lines_by_form[f], words_by_form[f], cfg) for f in forms]
     words: list[AlignmentWord] = []
+    start = time.perf_counter()
     with tqdm(total=len(jobs), unit="form", desc="aligned: strips", disable=not progress) as bar:
         for found in ordered_map(strips_of_form, jobs, resolve_workers(workers, len(jobs))):
             words += found
             bar.update(1)
+    strips_s = time.perf_counter() - start
     plan = cfg.align
     threads = torch.get_num_threads()
     torch.set_num_threads(usable_cpus())
     try:
-        total = planned_steps(words, plan)
-        desc = f"aligned: fitting {runs_for(int(movable_words(words).sum()), plan) * plan.rounds * plan.folds} networks"
-        with tqdm(total=total, unit="step", desc=desc, disable=not progress, smoothing=0.05) as bar:
+        planned = plan_of(words, plan)
+        desc = f"aligned: {planned.networks} networks (runs x rounds x folds {planned.runs}x{plan.rounds}x{plan.folds})"
+        shape = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
+        with tqdm(total=planned.work, desc=desc, disable=not progress, smoothing=0.05, bar_format=shape) as bar:
 
-            def advance(what: str, done: int) -> None:
+            def advance(what: str, done: float) -> None:
                 bar.set_postfix_str(what, refresh=False)
                 bar.update(done)
 
             result = self_train(words, plan, device, init, advance)
     finally:
         torch.set_num_threads(threads)
-    out = {w.word_id: c for w, c in zip(words, result.cuts, strict=True)}
+    out = CorpusAlignment(
+        {w.word_id: c for w, c in zip(words, result.cuts, strict=True)},
+        AlignmentStats(
+            len(words),
+            result.runs,
+            result.networks,
+            result.steps,
+            result.realigned,
+            strips_s,
+            result.fit_s,
+            result.realign_s,
+            device.type,
+        ),
+    )
     if cache is not None:
         save_cuts(cache, out)
     return out
 
 
-def save_cuts(path: Path, cuts: Mapping[str, np.ndarray]) -> None:
+def save_cuts(path: Path, alignment: CorpusAlignment) -> None:
+    cuts = alignment.cuts
     ids = sorted(cuts)
     sizes = np.array([len(cuts[i]) for i in ids], np.int64)
     flat = np.concatenate([cuts[i] for i in ids]) if ids else np.zeros(0)
+    stats = np.array(json.dumps(asdict(alignment.stats)))
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=flat)
+        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=flat, stats=stats)
 
 
-def load_cuts(path: Path) -> dict[str, np.ndarray]:
+def load_cuts(path: Path) -> CorpusAlignment:
     with np.load(path) as data:
         ids: Sequence[str] = data["word_ids"].tolist()
         pieces = np.split(data["cuts"], np.cumsum(data["sizes"])[:-1]) if len(ids) else []
-    return dict(zip(ids, pieces, strict=True))
+        stats = AlignmentStats(**json.loads(str(data["stats"])))
+    return CorpusAlignment(dict(zip(ids, pieces, strict=True)), stats)

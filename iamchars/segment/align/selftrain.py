@@ -1,11 +1,11 @@
 """Self-training of the aligner on the corpus's own word labels (the `aligned` method).
 
-Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a `SegmentNet` (started from
-the pretrained weights, `pretrain.py`) learns from the other folds' current cuts and re-aligns this fold's
-words (`alignment.posterior_mean_cuts`): no word is ever re-aligned by a network that saw its writer, so the
-network's own mistakes are not simply confirmed. Intermediate rounds work on a sample of words; the last one
-re-aligns every word. A small corpus is self-trained three times, seeds apart, and the runs' cuts averaged.
-Nothing here reads files."""
+Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a `SegmentNet` learns from
+the other folds' current cuts and re-aligns this fold's words (`alignment.posterior_mean_cuts`): no word is
+ever re-aligned by a network that saw its writer, so the network's own mistakes are not simply confirmed. The
+first round's networks start from the pretrained weights (`pretrain.py`); each later one continues its fold's
+network of the round before, for a share of the steps. Intermediate rounds work on a sample of words; the
+last one re-aligns every word. Several runs, seeds apart, can be averaged. Nothing here reads files."""
 
 from __future__ import annotations
 
@@ -40,8 +40,13 @@ from iamchars.segment.align.network import SegmentNet, batches_by_width, cycle_b
 
 INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
 
-Progress = Callable[[str, int], None]
-"""Told (where: run, round and fold; optimiser steps just taken) after every step of every network."""
+Progress = Callable[[str, float], None]
+"""Told (where: run, round, fold and what; work just done, in optimiser steps) after every step of every
+network and every batch of words re-aligned."""
+
+REALIGN_WORDS_PER_STEP = 32
+"""Words re-aligned in about the time of one optimiser step (forward only, but many more segments per word):
+how progress weighs re-alignment against fitting, so that its estimate of the time left holds."""
 
 
 @dataclass
@@ -53,6 +58,10 @@ class SelfTrainingResult:
     realigned: int = 0
     """Word alignments computed, all rounds (and runs) together."""
     runs: int = 1
+    networks: int = 0
+    """Networks fitted, all runs together."""
+    steps: int = 0
+    """Optimiser steps taken, all networks together."""
 
 
 def writer_folds(words: Sequence[AlignmentWord], folds: int) -> np.ndarray:
@@ -68,13 +77,6 @@ def movable_words(words: Sequence[AlignmentWord]) -> np.ndarray:
     """Which words self-training re-aligns: every character in the alphabet, and more than one (a word of
     one letter has its exact cuts already)."""
     return np.array([len(w.text) > 1 and all(ch in INDEX for ch in w.text) for w in words], bool)
-
-
-def runs_for(movable: int, plan: AlignConfig) -> int:
-    """Independent self-trainings for a corpus with `movable` words to re-align: `plan.runs` on a small
-    corpus, whose networks learn few words many times over and whose seeds disagree most; one on a large
-    one, where each run costs most (docs/experiments/, "runs averaged")."""
-    return plan.runs if movable <= plan.runs_max_words else 1
 
 
 def combine_runs(runs: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
@@ -99,7 +101,7 @@ def self_train(
 ) -> SelfTrainingResult:
     """`init`: the weights every network starts from (`pretrain.WEIGHTS`), random when None. Run k of seed s
     is seeded s * runs + k, so one run is seed s itself and different seeds share no run."""
-    runs = runs_for(int(movable_words(words).sum()), plan)
+    runs = plan.runs
     results = [
         self_train_once(words, replace(plan, seed=plan.seed * runs + k), device, init, _in_run(progress, k, runs))
         for k in range(runs)
@@ -112,6 +114,8 @@ def self_train(
         realign_s=sum(r.realign_s for r in results),
         realigned=sum(r.realigned for r in results),
         runs=runs,
+        networks=sum(r.networks for r in results),
+        steps=sum(r.steps for r in results),
     )
 
 
@@ -149,18 +153,25 @@ def self_train_once(
             learn = [i for g in range(plan.folds) if g != f for i in samples[g]]
             start = time.perf_counter()
             where = f"round {r + 1}/{plan.rounds}, fold {f + 1}/{plan.folds}"
-            step = None if progress is None else (lambda report=progress, at=where: report(at, 1))
+            step = None if progress is None else (lambda report=progress, at=f"{where}, fitting": report(at, 1))
             previous = nets[f]
-            start_from = init if previous is None or plan.warm == 0 else previous.state_dict()
-            steps = steps_for(len(learn), plan, warm=previous is not None)
+            start_from = init if previous is None else previous.state_dict()
+            steps = steps_for(len(learn), plan, later=previous is not None)
             net = fit_segment_net(
                 words, cuts, learn, INDEX, plan, plan.seed + 1000 * r + f, device, start_from, step, steps
             )
             nets[f] = net
             result.fit_s += time.perf_counter() - start
+            result.networks += 1
+            result.steps += steps
             targets = [i for i in (in_fold[f] if last else samples[f]) if movable[i]]
             start = time.perf_counter()
-            for i, c in zip(targets, realign(net, words, refined, targets, INDEX, plan, device), strict=True):
+            done = (
+                None
+                if progress is None
+                else lambda n, report=progress, at=f"{where}, re-aligning": report(at, n / REALIGN_WORDS_PER_STEP)
+            )
+            for i, c in zip(targets, realign(net, words, refined, targets, INDEX, plan, device, done), strict=True):
                 new[i] = c
             result.realign_s += time.perf_counter() - start
             result.realigned += len(targets)
@@ -222,26 +233,46 @@ def fit_segment_net(
     return net.eval()
 
 
-def planned_steps(words: Sequence[AlignmentWord], plan: AlignConfig) -> int:
-    """The optimiser steps a whole self-training will take (every run, round and fold): the unit of its
-    progress bar, known before the first step so that its estimate of the time left holds from the start."""
+@dataclass(frozen=True)
+class Plan:
+    """What a whole self-training will do (every run, round and fold), known before its first step."""
+
+    runs: int
+    networks: int
+    steps: int
+    realigned: int
+    """Word alignments, about (a sample's movable share is estimated)."""
+
+    @property
+    def work(self) -> float:
+        """The progress bar's total, in optimiser steps (`REALIGN_WORDS_PER_STEP`)."""
+        return self.steps + self.realigned / REALIGN_WORDS_PER_STEP
+
+
+def plan_of(words: Sequence[AlignmentWord], plan: AlignConfig) -> Plan:
+    """The networks, steps and re-alignments that `self_train` will make of these words."""
     movable = movable_words(words)
     usable = np.array([all(ch in INDEX for ch in w.text) for w in words], bool)
     fold = writer_folds(words, plan.folds)
+    runs = plan.runs
     if len(set(fold[movable].tolist())) < plan.folds:
-        return 0
-    sampled = [min(plan.sample_words, int((usable & (fold == f)).sum())) for f in range(plan.folds)]
+        return Plan(runs, 0, 0, 0)
+    in_fold = [int((usable & (fold == f)).sum()) for f in range(plan.folds)]
+    sampled = [min(plan.sample_words, n) for n in in_fold]
+    moving = [int((movable & (fold == f)).sum()) for f in range(plan.folds)]
     first = sum(steps_for(sum(sampled) - sampled[f], plan) for f in range(plan.folds))
-    later = sum(steps_for(sum(sampled) - sampled[f], plan, warm=True) for f in range(plan.folds))
-    return runs_for(int(movable.sum()), plan) * (first + (plan.rounds - 1) * later)
+    later = sum(steps_for(sum(sampled) - sampled[f], plan, later=True) for f in range(plan.folds))
+    sampled_moving = sum(m * s / max(n, 1) for m, s, n in zip(moving, sampled, in_fold, strict=True))
+    realigned = round((plan.rounds - 1) * sampled_moving) + sum(moving)
+    return Plan(runs, runs * plan.rounds * plan.folds, runs * (first + (plan.rounds - 1) * later), runs * realigned)
 
 
-def steps_for(words: int, plan: AlignConfig, warm: bool = False) -> int:
+def steps_for(words: int, plan: AlignConfig, later: bool = False) -> int:
     """A network's optimiser steps: `plan.steps`, or fewer when that many would pass over its `words` more
-    than `plan.epochs` times (a small corpus stops sooner); a `warm` network (one that continues its fold's
-    network of the round before) takes `plan.warm` of them."""
+    than `plan.epochs` times (a small corpus stops sooner); a `later` round's network, which continues its
+    fold's network of the round before, takes `plan.later_steps` of them."""
     steps = max(1, min(plan.steps, math.ceil(plan.epochs * words / plan.words_per_batch)))
-    return max(1, round(steps * plan.warm)) if warm and plan.warm > 0 else steps
+    return max(1, round(steps * plan.later_steps)) if later else steps
 
 
 def augmented(
@@ -270,10 +301,12 @@ def realign(
     index: dict[str, int],
     plan: AlignConfig,
     device: torch.device,
+    on_batch: Callable[[int], None] | None = None,
     words_per_batch: int = 64,
 ) -> list[np.ndarray]:
     """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
-    candidate segment scored by the network, then each cut's posterior mean."""
+    candidate segment scored by the network, then each cut's posterior mean; `on_batch` is told the words
+    of each batch done (progress)."""
     out: dict[int, np.ndarray] = {}
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
@@ -303,4 +336,6 @@ def realign(
             pos += scored
             move = [-0.5 * plan.prior_weight * (o / plan.sigma) ** 2 for o in offsets]
             out[i] = posterior_mean_cuts(candidates, scores, move)
+        if on_batch is not None:
+            on_batch(len(ids))
     return [out[i] for i in targets]
