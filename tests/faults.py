@@ -614,7 +614,7 @@ def ctrl_c_build(ws: Workspace) -> tuple[bool, str]:
     left = [w for w in workers if _alive(w)]
     again = subprocess.run([sys.executable, "-m", "iamchars.cli", *args], cwd=ws.tmp, capture_output=True, text=True)
     card = (out / "card.md").read_text() if (out / "card.md").is_file() else ""
-    resumed = f"- forms_resumed: {kept:.2f}" in card
+    resumed = f"Forms resumed from a stopped run (their time is not counted above): {kept:,}." in card
     ok = proc.returncode == 130 and stopped_in < 5 and kept > 0 and not left and again.returncode == 0 and resumed
     return ok, f"exit {proc.returncode} in {stopped_in:.1f} s, {kept} forms kept, resumed {resumed}"
 
@@ -980,7 +980,8 @@ def changed_image_invalidates_shards(ws: Workspace) -> tuple[bool, str]:
     cv2.imwrite(str(image), 255 - gray)  # same size, other ink
     again = ws.cli(*args)
     card = (out / "card.md").read_text() if (out / "card.md").is_file() else ""
-    ok = kept > 0 and again.code == 0 and "- forms_resumed: 0.00" in card
+    resumed_none = "Forms resumed from a stopped run (their time is not counted above): 0." in card
+    ok = kept > 0 and again.code == 0 and resumed_none
     return ok, f"{kept} forms kept by the killed run; rebuilt {again.code}, resumed {'none' if ok else 'some'}"
 
 

@@ -133,6 +133,5 @@ def _timings(timings: dict[str, float], alignment: dict[str, Any] | None, plan: 
             ]
     rows.append(f"| **total** | **{timings['total_s']:,.1f}** |")
     resumed = int(timings.get("forms_resumed", 0))
-    if resumed:
-        rows += ["", f"{resumed:,} forms were resumed from a stopped run; their time is not counted above."]
+    rows += ["", f"Forms resumed from a stopped run (their time is not counted above): {resumed:,}."]
     return rows
