@@ -76,7 +76,7 @@ def bench_aligned(work: Path) -> None:
     strips_s = time.perf_counter() - start
     device = pick_device(cfg.align.device)
     plan = cfg.align
-    result = self_train(words, plan, device, initial_weights(cfg.align.init))
+    result = self_train(words, plan, device, initial_weights(cfg.align.init)).cost
     per_word = strips_s / len(words)
     realign_rate = result.realigned / result.realign_s
     aligned_s = strips_s + result.fit_s + result.realign_s

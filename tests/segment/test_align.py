@@ -229,10 +229,11 @@ def test_self_training_reports_all_the_work_it_planned_with_its_run_round_and_fo
     planned = plan_of(words, plan)
     fitting = [done for where, done in reports if where.endswith("fitting")]
     realigning = [done for where, done in reports if where.endswith("re-aligning")]
-    assert sum(fitting) == planned.steps == result.steps == 2 * 2 * 2 * 3
+    assert sum(fitting) == planned.steps == result.cost.steps == 2 * 2 * 2 * 3
     # per run: the first round re-aligns each fold's sample of 4 words, the last all 6 of each fold
-    assert sum(realigning) * REALIGN_WORDS_PER_STEP == planned.realigned == result.realigned == 2 * (8 + 12)
-    assert planned.networks == result.networks == 8 and planned.work == pytest.approx(sum(fitting) + sum(realigning))
+    assert sum(realigning) * REALIGN_WORDS_PER_STEP == planned.realigned == result.cost.realigned == 2 * (8 + 12)
+    assert planned.networks == result.cost.networks == 8
+    assert planned.work == pytest.approx(sum(fitting) + sum(realigning))
     assert reports[0][0] == "run 1/2, round 1/2, fold 1/2, fitting"
     assert reports[-1][0] == "run 2/2, round 2/2, fold 2/2, re-aligning"
 
@@ -248,7 +249,7 @@ def test_warm_rounds_continue_their_folds_network_with_a_share_of_the_steps() ->
         words, plan, torch.device("cpu"), None, lambda where, done: steps.update({where: steps.get(where, 0) + done})
     )
     assert steps["round 1/3, fold 1/2, fitting"] == 4 and steps["round 2/3, fold 2/2, fitting"] == 2
-    assert result.steps == plan_of(words, plan).steps == 2 * 4 + 2 * 2 * 2
+    assert result.cost.steps == plan_of(words, plan).steps == 2 * 4 + 2 * 2 * 2
 
 
 def test_a_later_rounds_network_starts_from_its_folds_network_of_the_round_before(

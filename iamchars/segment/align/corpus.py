@@ -23,7 +23,7 @@ from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
 from iamchars.segment.align.alignment import ALPHABET, AlignmentWord
 from iamchars.segment.align.network import SegmentNet
 from iamchars.segment.align.pretrain import WEIGHTS
-from iamchars.segment.align.selftrain import plan_of, self_train
+from iamchars.segment.align.selftrain import SelfTrainingCost, plan_of, self_train
 from iamchars.segment.runner import form_alignment_words
 
 
@@ -44,20 +44,12 @@ class AlignerWeightsError(UserError, ValueError):
 
 
 @dataclass
-class AlignmentStats:
+class AlignmentStats(SelfTrainingCost):
     """What the corpus-wide pass did and what each part of it took (the dataset card reports it)."""
 
     words: int = 0
     """Words with ink, stripped."""
-    runs: int = 0
-    networks: int = 0
-    steps: int = 0
-    """Optimiser steps, all networks together."""
-    realigned: int = 0
-    """Word alignments computed, all rounds and runs together."""
     strips_s: float = 0.0
-    fit_s: float = 0.0
-    realign_s: float = 0.0
     device: str = "cpu"
 
 
@@ -129,17 +121,7 @@ def align_corpus(
         torch.set_num_threads(threads)
     out = CorpusAlignment(
         {w.word_id: c for w, c in zip(words, result.cuts, strict=True)},
-        AlignmentStats(
-            len(words),
-            result.runs,
-            result.networks,
-            result.steps,
-            result.realigned,
-            strips_s,
-            result.fit_s,
-            result.realign_s,
-            device.type,
-        ),
+        AlignmentStats(**asdict(result.cost), words=len(words), strips_s=strips_s, device=device.type),
     )
     if cache is not None:
         save_cuts(cache, out)

@@ -14,7 +14,7 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -50,18 +50,29 @@ how progress weighs re-alignment against fitting, so that its estimate of the ti
 
 
 @dataclass
+class SelfTrainingCost:
+    """What a self-training did and what it took, all runs together."""
+
+    runs: int = 1
+    networks: int = 0
+    """Networks fitted."""
+    steps: int = 0
+    """Optimiser steps taken, all networks together."""
+    realigned: int = 0
+    """Word alignments computed, all rounds together."""
+    fit_s: float = 0.0
+    realign_s: float = 0.0
+
+
+_SUMMED = ("networks", "steps", "realigned", "fit_s", "realign_s")
+"""The cost figures that several runs add up (all but `runs`)."""
+
+
+@dataclass
 class SelfTrainingResult:
     cuts: list[np.ndarray]
     """Every word's final cuts (deslanted ink columns, n + 1 each), in input order."""
-    fit_s: float = 0.0
-    realign_s: float = 0.0
-    realigned: int = 0
-    """Word alignments computed, all rounds (and runs) together."""
-    runs: int = 1
-    networks: int = 0
-    """Networks fitted, all runs together."""
-    steps: int = 0
-    """Optimiser steps taken, all networks together."""
+    cost: SelfTrainingCost = field(default_factory=SelfTrainingCost)
 
 
 def writer_folds(words: Sequence[AlignmentWord], folds: int) -> np.ndarray:
@@ -108,15 +119,9 @@ def self_train(
     ]
     if runs == 1:
         return results[0]
-    return SelfTrainingResult(
-        combine_runs([r.cuts for r in results]),
-        fit_s=sum(r.fit_s for r in results),
-        realign_s=sum(r.realign_s for r in results),
-        realigned=sum(r.realigned for r in results),
-        runs=runs,
-        networks=sum(r.networks for r in results),
-        steps=sum(r.steps for r in results),
-    )
+    costs = [r.cost for r in results]
+    total = SelfTrainingCost(runs, **{k: sum(getattr(c, k) for c in costs) for k in _SUMMED})
+    return SelfTrainingResult(combine_runs([r.cuts for r in results]), total)
 
 
 def _in_run(progress: Progress | None, run: int, runs: int) -> Progress | None:
@@ -145,6 +150,7 @@ def self_train_once(
     samples = [sorted(sample_rng.permutation(ids)[: plan.sample_words].tolist()) for ids in in_fold]
     refined = [w.cuts for w in words]
     result = SelfTrainingResult(cuts)
+    cost = result.cost
     nets: list[SegmentNet | None] = [None] * plan.folds
     for r in range(plan.rounds):
         last = r == plan.rounds - 1
@@ -161,9 +167,9 @@ def self_train_once(
                 words, cuts, learn, INDEX, plan, plan.seed + 1000 * r + f, device, start_from, step, steps
             )
             nets[f] = net
-            result.fit_s += time.perf_counter() - start
-            result.networks += 1
-            result.steps += steps
+            cost.fit_s += time.perf_counter() - start
+            cost.networks += 1
+            cost.steps += steps
             targets = [i for i in (in_fold[f] if last else samples[f]) if movable[i]]
             start = time.perf_counter()
             done = (
@@ -173,8 +179,8 @@ def self_train_once(
             )
             for i, c in zip(targets, realign(net, words, refined, targets, INDEX, plan, device, done), strict=True):
                 new[i] = c
-            result.realign_s += time.perf_counter() - start
-            result.realigned += len(targets)
+            cost.realign_s += time.perf_counter() - start
+            cost.realigned += len(targets)
         cuts = new
     result.cuts = cuts
     return result
