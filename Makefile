@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# the PAGE 2019 and LOC XLink schemas that the tests validate against; the package's own dependencies are not needed
+	$(BIN)/python -m pip install -q --no-deps "ocrd_validators==2.67.1"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -93,6 +93,9 @@ class ParseConfig:
     """Raise on the first malformed row instead of skipping it into the rejects report."""
     check_images: bool = True
     """Check every line/word image: it exists, is a complete PNG (up to its end chunk) and matches its box."""
+    ignore_word_boxes: bool = False
+    """Leave words.txt (and the XML's word boxes) unread and find every line's words in its ink, as for the
+    lines that have no word rows at all."""
 
 
 @dataclass
@@ -231,6 +234,9 @@ class SegmentConfig:
 class ExportConfig:
     size: int = bounded(32, 16, 256)
     """Tile side S in pixels."""
+    layout: str = one_of("none", "page", "alto")
+    """With a PAGE or ALTO input (`--corpus`): also write its files back, into OUT/page/ or OUT/alto/, with a
+    Glyph per exported character (its box and score) under its word."""
     classes: str = one_of("byclass", "bymerge", "letters", "digits")
     """byclass (62), bymerge (47), letters (26, case-folded), digits (10)."""
     punctuation: bool = False

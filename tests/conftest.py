@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "iam-real-sample"
+PEN_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "pen-dev"
 
 FORMS = """# forms.txt (tiny)
 x01-000 100 1 all 2 2 5 5
@@ -64,6 +65,13 @@ def real_sample() -> Path:
     if not (REAL_SAMPLE / "ascii" / "lines.txt").is_file():
         pytest.skip("../shared/iam-real-sample is not present in this checkout")
     return REAL_SAMPLE
+
+
+@pytest.fixture()
+def pen_dev() -> Path:
+    if not (PEN_DEV / "ascii" / "lines.txt").is_file():
+        pytest.skip("../shared/pen-dev is not present in this checkout")
+    return PEN_DEV
 
 
 @pytest.fixture(scope="session")

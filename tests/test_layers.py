@@ -19,6 +19,7 @@ FLOORS = {
     "config": 2,
     "iam": 3,
     "synth": 4,
+    "layout": 4,
     "segment": 5,
     "dataset": 6,
     "train": 7,

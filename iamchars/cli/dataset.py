@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -11,11 +12,41 @@ import typer
 
 from iamchars.cli.common import ConfigOpt, SetOpt, cfg_option, command, fail, load_cfg, output_dir
 from iamchars.config import ExportConfig, SegmentConfig
+from iamchars.layout.read import FORMATS
+
+IMPORT_FOLDER = ".import"
+"""Where a PAGE/ALTO corpus is made into an IAM root, inside the dataset folder, until the dataset is built."""
 
 
 @command("build-dataset")
 def build_dataset_cmd(
-    iam_root: Annotated[Path, typer.Option(help="IAM root (real or synthetic)")] = Path("data/raw/iam"),
+    iam_root: Annotated[
+        Path | None, typer.Option(help="IAM root (real or synthetic)", show_default="data/raw/iam")
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="instead of --iam-root: a folder of page images with PAGE XML or ALTO files"),
+    ] = None,
+    layout_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="with --corpus: read only PAGE (page) or only ALTO (alto) files", show_default="both"
+        ),
+    ] = None,
+    write: Annotated[
+        str | None,
+        cfg_option(
+            ExportConfig, "layout", "with --corpus: write its PAGE or ALTO files back with a Glyph per character"
+        ),
+    ] = None,
+    ignore_word_boxes: Annotated[
+        bool | None,
+        typer.Option(
+            "--ignore-word-boxes/--use-word-boxes",
+            help="find every line's words in its ink, even where the input boxes them",
+            show_default="use",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="dataset folder")] = Path("data/processed/iam"),
     method: Annotated[str | None, cfg_option(SegmentConfig, "method", "segmentation method")] = None,
     classes: Annotated[str | None, cfg_option(ExportConfig, "classes", "class set")] = None,
@@ -79,11 +110,28 @@ def build_dataset_cmd(
             "segment.font": font,
             "segment.k_std": k_std,
             "parse.strict": strict,
+            "parse.ignore_word_boxes": ignore_word_boxes,
+            "export.layout": write,
         },
     )
+    if corpus is not None and iam_root is not None:
+        raise fail("give --iam-root or --corpus, not both", 2)
+    if corpus is None and layout_format is not None:
+        raise fail("--format goes with --corpus (a folder of PAGE or ALTO files)", 2)
+    if layout_format not in (None, *FORMATS):
+        raise fail(f"--format must be one of {', '.join(FORMATS)}, got {layout_format!r}", 2)
+    source = corpus if corpus is not None else iam_root or Path("data/raw/iam")
     gt_file = Path(cfg.export.boxes[3:]) if cfg.export.boxes.startswith("gt:") else None
-    output_dir(out, inputs={"--iam-root": iam_root, "--config": config, "--boxes": gt_file}, replaced=True)
-    summary = build_dataset(iam_root, out, cfg, progress=progress)
+    flag = "--corpus" if corpus is not None else "--iam-root"
+    output_dir(out, inputs={flag: source, "--config": config, "--boxes": gt_file}, replaced=True)
+    if corpus is not None:
+        from iamchars.layout.convert import import_corpus
+
+        layout = import_corpus(corpus, out / IMPORT_FOLDER, layout_format, cfg.export.workers, progress)
+        summary = build_dataset(layout.root, out, cfg, progress=progress, layout=layout)
+        shutil.rmtree(out / IMPORT_FOLDER, ignore_errors=True)  # published: the import is in the dataset now
+    else:
+        summary = build_dataset(source, out, cfg, progress=progress)
     for warning in summary["warnings"]:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(summary_line(summary, out))

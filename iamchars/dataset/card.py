@@ -32,6 +32,8 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         f"{'included' if exp['include_err'] else 'excluded'}; minimum segmentation score {exp['min_score']}.",
         "- Splits are writer-disjoint (IAM's Large Writer Independent task files where present, else a "
         "deterministic split by writer id).",
+        *_source_form(summary.get("input", {})),
+        _input_form(summary.get("word_boxes", {})),
         "",
         "| split | characters | writers |",
         "| --- | ---: | ---: |",
@@ -46,7 +48,9 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "line_id, form_id, writer_id, split`), its class (`char, label`), its box in form-page pixels "
         "(`x, y, w, h`), the segmentation confidence `score` (0..1), the self-check IoU `check_iou` (empty "
         "unless its word is separable), its line's ink mean row and standard deviation (`line_mean_y, "
-        "line_std`, the statistics the vertical bounds come from) and the PNG path `image`.",
+        "line_std`, the statistics the vertical bounds come from), its word's box (`word_x, word_y, word_w, "
+        "word_h`) and whether the input gave it or it was found in the line's ink (`word_box`: given / found), "
+        "and the PNG path `image`.",
         "- `images/{train,val,test}/<label>_<name>/<char_id>.png`: ImageFolder layout; every split holds every "
         "class's folder (empty where it lacks the class), the names sort in label order and never differ only by "
         "case, so ImageFolder (`allow_empty=True`) gives each image its label; `iamchars.data.class_to_idx` "
@@ -135,3 +139,31 @@ def _timings(timings: dict[str, float], alignment: dict[str, Any] | None, plan: 
     resumed = int(timings.get("forms_resumed", 0))
     rows += ["", f"Forms resumed from a stopped run (their time is not counted above): {resumed:,}."]
     return rows
+
+
+def _input_form(word_boxes: dict[str, int]) -> str:
+    """The card's line on the input form: were the words boxed by the input, or found in the lines' ink?"""
+    given, found = word_boxes.get("given", 0), word_boxes.get("found", 0)
+    if not found:
+        return f"- Input: lines with word boxes; all {given:,} words' boxes are the input's own."
+    how = (
+        "the input boxes its lines only"
+        if not given
+        else f"{given:,} words were boxed by the input, the rest of the lines were boxed only as lines"
+    )
+    return (
+        f"- Input: {how}; {found:,} words' boxes were **found** in their lines' ink (`word_box` = found in the "
+        "manifest; `qa/overlays.png` draws them in blue), and their ids are the line's id and the word's index in "
+        "the transcription."
+    )
+
+
+def _source_form(source: dict[str, Any]) -> list[str]:
+    """The card's line on a PAGE or ALTO input: its pages and lines, and where the writers came from."""
+    if source.get("format", "iam") == "iam":
+        return []
+    fmt = str(source["format"]).upper().replace("PAGE", "PAGE XML")
+    return [
+        f"- Source: {source['pages']:,} {fmt} pages from `{source['folder']}` ({source['lines']:,} text lines, "
+        f"{source['lines_with_word_boxes']:,} of them with word boxes); writers: {source['writers']}."
+    ]

@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from iamchars import __version__
-from iamchars.config import PipelineConfig
+from iamchars.config import PipelineConfig, SegmentConfig
 from iamchars.dataset import qa as qa_pictures
 from iamchars.dataset.card import render_card
 from iamchars.dataset.classes import ClassSet, class_set
@@ -57,9 +57,18 @@ from iamchars.fileio import (
 )
 from iamchars.iam.corpus import NARROW_BOX, IAMCorpus, image_path, load_corpus
 from iamchars.iam.rejects import REJECT_COLUMNS
+from iamchars.layout.convert import LayoutCorpus
+from iamchars.layout.write import add_glyphs, glyphs_by_line
 from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.segment.pipeline import line_geometry
-from iamchars.segment.runner import BOX_COLUMNS, boxes_table, load_line_images, segment_form
+from iamchars.segment.runner import (
+    BOX_COLUMNS,
+    FoundWords,
+    boxes_table,
+    find_form_words,
+    load_line_images,
+    segment_form,
+)
 from iamchars.segment.selfcheck import summarize_check
 
 
@@ -98,9 +107,12 @@ def process_form(job: FormJob) -> dict[str, Any]:
         boxes = _gt_boxes(job.words, job.gt)
     images, rejects = loaded.images, list(loaded.rejects)
     word_info = {
-        wid: (lid, split, writer, text, flag)
-        for wid, lid, split, writer, text, flag in zip(
-            *(job.words[c].tolist() for c in ("word_id", "line_id", "split", "writer_id", "text", "flag")),
+        wid: (lid, split, writer, text, flag, found, (x, y, w, h))
+        for wid, lid, split, writer, text, flag, found, x, y, w, h in zip(
+            *(
+                job.words[c].tolist()
+                for c in ("word_id", "line_id", "split", "writer_id", "text", "flag", "word_box", "x", "y", "w", "h")
+            ),
             strict=True,
         )
     }
@@ -122,7 +134,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
         lid: line_geometry(img, int(graylevels[lid]), job.cfg.segment) for lid, img in images.items()
     }
     for b in boxes.itertuples(index=False):
-        line_id, split, writer, text, flag = word_info[b.word_id]
+        line_id, split, writer, text, flag, word_box, (wx, wy, ww, wh) = word_info[b.word_id]
         label = mapping.get(b.char)
         if label is None:
             excluded[b.char] += 1
@@ -188,6 +200,11 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 line_std=round(std, 3),
                 word_text=text,
                 word_flag=flag,
+                word_box=word_box,
+                word_x=int(wx),
+                word_y=int(wy),
+                word_w=int(ww),
+                word_h=int(wh),
                 source=job.source,
                 image=rel,
             )
@@ -287,6 +304,67 @@ def _usable_words(corpus: IAMCorpus, include_err: bool) -> pd.DataFrame:
     return words if include_err else words[words["flag"] == "ok"]
 
 
+def _unboxed_lines(corpus: IAMCorpus, cfg: PipelineConfig) -> pd.DataFrame:
+    """The usable lines that have a transcription but no word row in the input (not even a rejected one):
+    their words are found in their ink. A words file that is there but holds no row at all is a broken
+    input, not a statement that the lines are unboxed: nothing is found then."""
+    lines = corpus.lines
+    words_file = corpus.root / "ascii" / "words.txt"
+    if words_file.is_file() and corpus.input_word_rows == 0 and not cfg.parse.ignore_word_boxes:
+        return lines.iloc[:0]
+    rejected = corpus.rejects.loc[corpus.rejects["file"] == "ascii/words.txt", "item_id"].astype(str)
+    boxed = set(corpus.words["line_id"]) | set(rejected.str.rsplit("-", n=1).str[0])
+    usable = (
+        lines["valid"]
+        & lines["split"].isin(SPLITS)
+        & ~lines["line_id"].isin(boxed)
+        & (lines["transcription"].str.strip("|").str.len() > 0)
+    )
+    lines = lines[usable]
+    return lines if cfg.export.include_err else lines[lines["flag"] == "ok"]
+
+
+@dataclass(frozen=True)
+class FindJob:
+    root: Path
+    lines: pd.DataFrame
+    cfg: SegmentConfig
+
+
+def _find_words(job: FindJob) -> FoundWords:
+    return find_form_words(job.root, job.lines, job.cfg)
+
+
+def with_found_words(corpus: IAMCorpus, lines: pd.DataFrame, cfg: PipelineConfig, progress: bool) -> IAMCorpus:
+    """The corpus with the words of `lines` found in their ink (form by form, in worker processes): word rows
+    like the given ones, marked `word_box` "found", and every token of a line whose words could not be found
+    counted as a rejected word row."""
+    if lines.empty:
+        return corpus
+    jobs = [FindJob(corpus.root, group, cfg.segment) for _, group in lines.groupby("form_id", sort=True)]
+    found: list[pd.DataFrame] = []
+    rejects: list[dict[str, object]] = []
+    bar = tqdm(total=len(lines), unit="line", desc="finding words", disable=not progress)
+    with bar:
+        for job, result in zip(
+            jobs, ordered_map(_find_words, jobs, resolve_workers(cfg.export.workers, len(jobs))), strict=True
+        ):
+            found.append(result.words)
+            rejects += result.rejects
+            bar.update(len(job.lines))
+    info = lines.set_index("line_id")[["form_id", "flag", "graylevel", "writer_id", "split"]]
+    words = pd.concat(found, ignore_index=True).join(info, on="line_id")
+    words = words.assign(tag="", valid=True, line_image_ok=True, image_ok=False, word_box="found")
+    words = words[list(corpus.words.columns)].astype(corpus.words.dtypes.to_dict())
+    tokens = int(lines["transcription"].str.split("|").map(lambda t: sum(bool(x) for x in t)).sum())
+    return replace(
+        corpus,
+        words=pd.concat([corpus.words, words], ignore_index=True),
+        rejects=pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True),
+        input_word_rows=corpus.input_word_rows + tokens,
+    )
+
+
 def _top_reasons(rejects: pd.DataFrame) -> str:
     return "; ".join(f"{n:,} x {why}" for why, n in rejects["reason"].value_counts().head(2).items())
 
@@ -327,7 +405,9 @@ def _check_input(corpus: IAMCorpus, words: pd.DataFrame, out: Path, cfg: Pipelin
     raise DatasetError(f"{corpus.root}: nothing to export: {why}")
 
 
-def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+def build_dataset(
+    root: Path, out: Path, cfg: PipelineConfig, progress: bool = True, layout: LayoutCorpus | None = None
+) -> dict[str, Any]:
     """The whole stage; returns the summary that the card and the CLI report.
 
     A run that would export nothing, or that rejects more than `export.max_reject_share` of its word rows,
@@ -337,8 +417,13 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     t0 = time.perf_counter()
     classes = class_set(cfg.export.classes, cfg.export.punctuation)
     gt, source_kind = _read_gt(cfg.export.boxes)
+    _check_layout_output(cfg, layout)
     corpus = load_corpus(root, cfg.parse, cfg.split)
+    if layout is not None:
+        corpus = replace(corpus, rejects=pd.concat([layout.rejects, corpus.rejects], ignore_index=True))
     timings["parse_s"] = time.perf_counter() - t0
+    corpus = with_found_words(corpus, _unboxed_lines(corpus, cfg), cfg, progress)
+    timings["find_words_s"] = time.perf_counter() - t0 - timings["parse_s"]
     words = _usable_words(corpus, cfg.export.include_err)
     _check_input(corpus, words, out, cfg)
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
@@ -420,15 +505,19 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
         timings["merge_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         _write_qa(stage, Path(root), lines, words, manifest, crops, classes, cfg)
+        if layout is not None and cfg.export.layout != "none":
+            _write_layout(stage, layout, manifest, cfg.export.layout)
         timings["qa_s"] = time.perf_counter() - t3
         timings["forms_resumed"] = float(len(form_ids) - len(todo))
         timings["total_s"] = time.perf_counter() - t0
         summary.update(
+            word_boxes={kind: int((words["word_box"] == kind).sum()) for kind in ("given", "found")},
             timings=timings,
             alignment=alignment,
             source=source,
             config=cfg.to_dict(),
-            root=str(root),
+            root=str(layout.source if layout is not None else root),
+            input=layout.describe() if layout is not None else {"format": "iam"},
             warnings=corpus.warnings,
         )
         write_text(stage / "card.md", render_card(summary, classes))
@@ -440,6 +529,35 @@ def build_dataset(root: Path, out: Path, cfg: PipelineConfig, progress: bool = T
     publish(stage, out, record)
     shutil.rmtree(out / ".work", ignore_errors=True)  # finished: the shards are in the manifest and arrays now
     return summary
+
+
+def _check_layout_output(cfg: PipelineConfig, layout: LayoutCorpus | None) -> None:
+    """`export.layout` writes PAGE or ALTO files back: only files of that format read from `--corpus`."""
+    fmt = cfg.export.layout
+    if fmt == "none":
+        return
+    if layout is None:
+        raise DatasetError(f"--write {fmt}: glyphs are written back into the files read with --corpus, not an IAM root")
+    if fmt not in set(layout.pages["format"]):
+        raise DatasetError(f"--write {fmt}: the corpus {layout.source} holds no {fmt} file to write back")
+
+
+def _write_layout(stage: Path, layout: LayoutCorpus, manifest: pd.DataFrame, fmt: str) -> None:
+    """Each `fmt` file of the corpus, as it was plus a Glyph per exported character, into stage/fmt/ under
+    the file's own path."""
+    by_form = dict(tuple(layout.lines.groupby("form_id")))
+    chars = dict(tuple(manifest.groupby("form_id")))
+    for form_id, xml, kind in zip(layout.pages["form_id"], layout.pages["xml"], layout.pages["format"], strict=True):
+        if kind != fmt:
+            continue
+        lines = by_form.get(form_id)
+        order = dict(zip(lines["line_id"], lines["order"].astype(int), strict=True)) if lines is not None else {}
+        found = glyphs_by_line(chars.get(form_id, manifest.iloc[:0]), order)
+        data = add_glyphs(read_bytes(inside(layout.source, xml)), xml, found)
+        target = inside(stage, fmt, xml)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
 
 
 def summary_line(summary: dict[str, Any], out: Path) -> str:

@@ -35,8 +35,20 @@ DATA_FILES = (
     "rejects.csv",
     *(f"arrays/{s}.npz" for s in SPLITS),
 )
-"""Files whose bytes the record pins (the QA pictures under qa/ are pinned too, whatever their names)."""
-OWNED = ("manifest.parquet", "manifest.csv", "classes.json", "card.md", "rejects.csv", "arrays", "images", "qa")
+"""Files whose bytes the record pins (the QA pictures under qa/ and the PAGE/ALTO files under page/ and alto/
+are pinned too, whatever their names)."""
+LAYOUT_FOLDERS = ("page", "alto")
+OWNED = (
+    "manifest.parquet",
+    "manifest.csv",
+    "classes.json",
+    "card.md",
+    "rejects.csv",
+    "arrays",
+    "images",
+    "qa",
+    *LAYOUT_FOLDERS,
+)
 """What a dataset owns in its folder: replaced as a whole by a rebuild, nothing else touched."""
 FAILED_REJECTS = "failed-rejects.csv"
 """The rejects report of a build that failed, written beside (never into) the dataset it did not replace."""
@@ -76,6 +88,13 @@ class ManifestRow(NamedTuple):
     word_text: str
     word_flag: str
     """IAM's segmentation flag of the word's line: "ok" or "err"."""
+    word_box: str
+    """"given" (the input boxed the word) or "found" (found in the line's ink: the input boxed only lines)."""
+    word_x: int
+    """The word's box on the form page, pixels."""
+    word_y: int
+    word_w: int
+    word_h: int
     source: str
     """"gt" (true boxes) or "estimated:METHOD"."""
     image: str
@@ -92,6 +111,10 @@ MANIFEST_DTYPES = {
     "h": "int32",
     "score": "float64",
     "check_iou": "float64",
+    "word_x": "int32",
+    "word_y": "int32",
+    "word_w": "int32",
+    "word_h": "int32",
     "line_mean_y": "float64",
     "line_std": "float64",
 }
@@ -136,7 +159,8 @@ def sha256_file(path: Path) -> str:
 def pinned_files(root: Path) -> list[str]:
     """The files a record pins, relative to the dataset folder, in a fixed order."""
     qa = sorted(p.relative_to(root).as_posix() for p in (root / "qa").rglob("*.png")) if (root / "qa").is_dir() else []
-    return [*DATA_FILES, *qa]
+    layout = sorted(p.relative_to(root).as_posix() for name in LAYOUT_FOLDERS for p in (root / name).rglob("*.xml"))
+    return [*DATA_FILES, *qa, *layout]
 
 
 def make_record(root: Path, config_digest: str, inputs_digest: str, images: dict[str, int]) -> dict[str, Any]:

@@ -19,9 +19,18 @@ def score_colors(scores: np.ndarray) -> np.ndarray:
     return np.stack([np.zeros_like(s), green, red], axis=1).astype(np.uint8)
 
 
+FOUND_WORD_COLOR = (255, 90, 0)
+"""BGR blue: the box of a word found in its line's ink (the input boxed only the line)."""
+
+
 def line_overlay(gray: np.ndarray, origin: tuple[int, int], chars: pd.DataFrame, title: str) -> np.ndarray:
+    """The line with its characters' boxes coloured by score and, around them, the boxes of the words that
+    were found in the line's ink (blue, two pixels outside the word)."""
     boxes = chars[["x", "y", "w", "h"]].to_numpy() - [origin[0], origin[1], 0, 0]
     image = draw_boxes(gray, boxes, colors=score_colors(chars["score"].to_numpy()))
+    found = chars[chars["word_box"] == "found"].drop_duplicates("word_id")
+    for x, y, w, h in found[["word_x", "word_y", "word_w", "word_h"]].to_numpy() - [origin[0], origin[1], 0, 0]:
+        cv2.rectangle(image, (int(x) - 2, int(y) - 2), (int(x + w) + 1, int(y + h) + 1), FOUND_WORD_COLOR, 2)
     return caption(image, title)
 
 
@@ -46,7 +55,10 @@ def overlays(
             panel = cv2.resize(panel, (width, max(1, int(panel.shape[0] * factor))), interpolation=cv2.INTER_AREA)
         panels.append(panel)
     legend = color_ramp_legend(score_colors(np.linspace(0, 1, 11)), "box colour = segmentation score", ("0", "1"))
-    return titled(stack_rows(panels), "Character boxes over the first line of sampled forms", legend)
+    title = "Character boxes over the first line of sampled forms"
+    if (manifest["word_box"] == "found").any():
+        title += "; blue: word boxes found in the line's ink"
+    return titled(stack_rows(panels), title, legend)
 
 
 def class_sheets(manifest: pd.DataFrame, crops: np.ndarray, classes: ClassSet, per_class: int) -> dict[str, np.ndarray]:

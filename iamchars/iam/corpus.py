@@ -170,16 +170,19 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
     lines = (
         _parse_ascii(ascii_dir, "lines.txt", parse_lines, rejects) if (ascii_dir / "lines.txt").is_file() else xml_lines
     )
-    if (ascii_dir / "words.txt").is_file():
+    if parse.ignore_word_boxes:
+        words = xml_words.iloc[:0]
+    elif (ascii_dir / "words.txt").is_file():
         words = _parse_ascii(ascii_dir, "words.txt", parse_words, rejects)
     else:
         words = xml_words
         if not xml_files:
-            warnings.append(
-                "ascii/words.txt is missing: there are no word boxes to segment (copy it from IAM's ascii.tgz)"
-            )
+            warnings.append("ascii/words.txt is missing: each line's words are found in its ink")
     if len(words) == 0 and (ascii_dir / "words.txt").is_file():
-        warnings.append("ascii/words.txt holds no usable word row (see the rejects)")
+        warnings.append(
+            "ascii/words.txt holds no usable word row (see the rejects; without the file, or with "
+            "--ignore-word-boxes, each line's words are found in its ink)"
+        )
     input_word_rows = len(words) + sum(r["file"] == "ascii/words.txt" and r["stage"] == "parse" for r in rejects.rows)
     forms = drop_duplicates(forms, "form_id", "ascii/forms.txt", rejects)
     lines = drop_duplicates(lines, "line_id", "ascii/lines.txt", rejects)
@@ -191,6 +194,7 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
     lines = lines[lines["form_id"].isin(known_forms)].reset_index(drop=True)
     words = words[words["form_id"].isin(known_forms)].reset_index(drop=True)
     lines, words = validate(root, lines, words, rejects, parse.check_images)
+    words = words.assign(word_box=pd.Series("given", index=words.index, dtype="string"))
     if parse.check_images:
         warnings += [f"{kind}/ folder is missing: {why}" for kind, why in _missing_image_folders(root, lines, words)]
     form_split, stats = assign_form_splits(forms, find_task_files(root), split.ratios, split.seed, split.unlisted)

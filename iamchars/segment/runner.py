@@ -18,8 +18,11 @@ from iamchars.segment.evaluate import box_iou
 from iamchars.segment.pipeline import WordBox, clip_to_image, line_alignment_words, segment_line
 from iamchars.segment.selfcheck import word_check_boxes
 from iamchars.segment.vertical import ink_threshold
+from iamchars.segment.words import find_word_boxes
 
 BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score", "check_iou"]
+FOUND_COLUMNS = ["word_id", "line_id", "x", "y", "w", "h", "text"]
+NO_WORDS = "no word boundaries found: the line holds no ink, or too little for its words"
 
 
 @dataclass
@@ -209,3 +212,37 @@ def boxes_table(rows: list[tuple]) -> pd.DataFrame:
     table["score"] = table["score"].astype(np.float64).clip(0, 1).round(4)
     table["check_iou"] = table["check_iou"].astype(np.float64).round(4)
     return table
+
+
+@dataclass
+class FoundWords:
+    words: pd.DataFrame
+    """FOUND_COLUMNS: one row per token of each line's transcription, boxes in page pixels."""
+    rejects: list[dict[str, object]] = field(default_factory=list)
+
+
+def find_form_words(root: Path, lines: pd.DataFrame, cfg: SegmentConfig) -> FoundWords:
+    """Word boxes of lines that have a transcription but no word rows, found in each line's ink
+    (`segment.words`). A word gets IAM's id: its line's id and its index in the transcription, two digits.
+    A line whose image cannot be read, or whose ink holds no place for its words, is rejected."""
+    font = load_font(cfg.font, cfg.font_size)
+    rows: list[tuple] = []
+    out = FoundWords(pd.DataFrame(columns=FOUND_COLUMNS))
+    columns = [lines[c].tolist() for c in ("line_id", "x", "y", "w", "h", "graylevel", "transcription")]
+    for line_id, lx, ly, lw, lh, graylevel, transcription in zip(*columns, strict=True):
+        path = image_path(root, "lines", line_id)
+        texts = [t for t in str(transcription).split("|") if t]
+        try:
+            gray = _read_sized(path, lw, lh, "line")
+        except ValueError as exc:
+            out.rejects.append(_reject(path, line_id, str(exc).split(": ", 1)[-1]))
+            continue
+        threshold = ink_threshold(gray, cfg.ink_threshold or int(graylevel))
+        boxes = find_word_boxes(gray, threshold, texts, font, cfg.slant_max_deg, cfg.slant_steps)
+        if boxes is None:
+            out.rejects.append(_reject(path, line_id, NO_WORDS, "words"))
+            continue
+        for k, (text, (x, y, w, h)) in enumerate(zip(texts, boxes.tolist(), strict=True)):
+            rows.append((f"{line_id}-{k:02d}", line_id, lx + x, ly + y, w, h, text))
+    out.words = pd.DataFrame(rows, columns=FOUND_COLUMNS)
+    return out

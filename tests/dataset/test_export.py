@@ -327,3 +327,28 @@ def test_qa_pictures_carry_a_title_and_the_overlays_a_score_legend(built: Path) 
         image = cv2.imread(str(sheet), cv2.IMREAD_GRAYSCALE)
         assert image[:26].max() == 255 and image[:26].min() < 100, sheet.name  # a white band with a title
     assert qa.score_colors(np.array([0.0, 1.0])).tolist() == [[0, 0, 255], [0, 200, 0]]  # the legend's two ends
+
+
+def test_lines_without_word_boxes_get_their_words_found_with_iam_ids(pen_dev: Path, tmp_path: Path) -> None:
+    from tests.corpora import subset
+
+    forms = ["p00-000x", "p00-001x", "p00-002x"]
+    boxed = subset(pen_dev, tmp_path / "boxed", forms)
+    lines_only = subset(pen_dev, tmp_path / "lines-only", forms)
+    (lines_only / "ascii" / "words.txt").unlink()
+    overrides = ["segment.method='refined'", "export.include_err=true", "export.punctuation=true"]
+    cfg = load_config(None, overrides)
+    summary = build_dataset(lines_only, tmp_path / "found", cfg, progress=False)
+    found = pd.read_parquet(tmp_path / "found" / "manifest.parquet")
+    assert set(found["word_box"]) == {"found"} and summary["word_boxes"]["found"] > 0
+    true_ids = {r.split()[0] for r in (boxed / "ascii" / "words.txt").read_text().splitlines() if not r.startswith("#")}
+    assert set(found["word_id"]) <= true_ids  # line id + the word's index: a truth file keyed by IAM ids scores them
+    card = (tmp_path / "found" / "card.md").read_text()
+    assert "words' boxes were **found** in their lines' ink" in card
+    ignore = load_config(None, [*overrides, "parse.ignore_word_boxes=true"])
+    build_dataset(boxed, tmp_path / "ignored", ignore, progress=False)
+    ignored = pd.read_parquet(tmp_path / "ignored" / "manifest.parquet")
+    pd.testing.assert_frame_equal(found, ignored)  # words.txt present but ignored: the same boxes
+    given = build_dataset(boxed, tmp_path / "given", cfg, progress=False)
+    assert given["word_boxes"] == {"given": given["word_boxes"]["given"], "found": 0}
+    assert "all " in (tmp_path / "given" / "card.md").read_text().split("- Input:")[1].split("\n")[0]
