@@ -153,7 +153,7 @@ def crop_line(page: np.ndarray, polygon: np.ndarray, region: np.ndarray | None) 
         mask &= within
     if not mask.any():
         return np.zeros((0, 0), np.uint8), (x0, y0)
-    paper = int(np.median(crop[mask > 0])) if mask.any() else 255
+    paper = int(np.median(crop[mask > 0]))
     return np.where(mask > 0, crop, paper).astype(np.uint8), (x0, y0)
 
 

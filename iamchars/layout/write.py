@@ -5,6 +5,7 @@ bytes out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -75,6 +76,27 @@ def _after(parent: etree._Element, names: tuple[str, ...]) -> int:
     return index
 
 
+def _put_glyphs(
+    targets: dict[int, etree._Element],
+    words: list[WordGlyphs],
+    line_ident: str,
+    id_attr: str,
+    glyph_of: Callable[[etree._Element, str, GlyphBox], etree._Element],
+    after: tuple[str, ...],
+) -> None:
+    """Each word's element (by its index in `targets`) with its old Glyphs replaced by one per character,
+    placed after its last child named in `after` (where the schema puts Glyphs)."""
+    for word in words:
+        element = targets.get(word.index)
+        if element is None:
+            continue
+        for old in element.findall("{*}Glyph"):
+            element.remove(old)
+        ident = element.get(id_attr) or f"{line_ident}_w{word.index:02d}"
+        at = _after(element, after)
+        element[at:at] = [glyph_of(element, f"{ident}_g{k:02d}", g) for k, g in enumerate(word.glyphs)]
+
+
 def _page_glyph(word: etree._Element, ident: str, glyph: GlyphBox) -> etree._Element:
     element = _element(word, "Glyph", id=ident)
     etree.SubElement(element, _same_ns(element, "Coords"), points=_corners(glyph.box))
@@ -106,16 +128,7 @@ def _page_line(line: etree._Element, words: list[WordGlyphs], line_ident: str) -
         targets = dict(zip((w.index for w in words), existing, strict=True))
     else:
         targets = {w.index: existing[w.index] for w in words if w.index < len(existing)}
-    for word in words:
-        element = targets.get(word.index)
-        if element is None:
-            continue
-        for old in element.findall("{*}Glyph"):
-            element.remove(old)
-        at = _after(element, ("AlternativeImage", "Coords"))
-        ident = element.get("id") or f"{line_ident}_w{word.index:02d}"
-        for k, glyph in enumerate(word.glyphs):
-            element.insert(at + k, _page_glyph(element, f"{ident}_g{k:02d}", glyph))
+    _put_glyphs(targets, words, line_ident, "id", _page_glyph, ("AlternativeImage", "Coords"))
 
 
 def _alto_glyph(string: etree._Element, ident: str, glyph: GlyphBox) -> etree._Element:
@@ -161,15 +174,7 @@ def _alto_line(line: etree._Element, words: list[WordGlyphs], line_ident: str) -
         targets = dict(zip((w.index for w in words), strings, strict=True))
     else:
         targets = {w.index: strings[w.index] for w in words if w.index < len(strings)}
-    for word in words:
-        element = targets.get(word.index)
-        if element is None:
-            continue
-        for old in element.findall("{*}Glyph"):
-            element.remove(old)
-        ident = element.get("ID") or f"{line_ident}_w{word.index:02d}"
-        for k, glyph in enumerate(word.glyphs):
-            element.append(_alto_glyph(element, f"{ident}_g{k:02d}", glyph))
+    _put_glyphs(targets, words, line_ident, "ID", _alto_glyph, ("Shape", "ALTERNATIVE"))
 
 
 def add_glyphs(data: bytes, source: str, lines: dict[int, list[WordGlyphs]]) -> bytes:
