@@ -442,6 +442,8 @@ def _validate_section(section: Any, prefix: str) -> None:
         if pattern is not None and not re.fullmatch(pattern, str(value)):
             raise ConfigError(f"{where}: must be {spec.metadata['allowed']}")
         if spec.metadata.get("font"):
+            if isinstance(value, list) and not value:
+                raise ConfigError(f"{where}: names no font; give at least one")
             _check_fonts(where, numbers)
         if lo is not None and value < lo:
             raise ConfigError(f"{where}: must be >= {lo}")

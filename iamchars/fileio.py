@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -47,6 +48,41 @@ class OverlapError(UserError, ValueError):
 
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+LOCK_FILE = ".iamchars.lock"
+
+
+class FolderBusyError(UserError, OSError):
+    """An output folder that another iamchars process is writing."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold `folder` for this process while the block runs (an advisory lock on `folder/.iamchars.lock`,
+    released by the system however the process ends): a second process that asks meanwhile gets one line
+    naming the first, instead of two runs mixing their files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            by = f" (process {holder})" if holder.isdigit() else ""
+            raise FolderBusyError(
+                f"{folder}: another {what} is writing this folder{by}; wait for it to finish, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def inside(root: Path, *parts: str | Path) -> Path:
@@ -236,7 +272,12 @@ def read_gray(path: Path) -> np.ndarray:
         raise ValueError(str(exc) if isinstance(exc, FileError) else f"{path}: {exc.strerror or exc}") from exc
     if data.size == 0:
         raise ValueError(f"{path}: image file is empty")
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    except cv2.error as exc:  # past OpenCV's pixel limit, or a header it refuses
+        text = str(exc)
+        why = "more pixels than OpenCV decodes, CV_IO_MAX_IMAGE_PIXELS" if "MAX_IMAGE_PIXELS" in text else text
+        raise ValueError(f"{path}: image cannot be decoded ({why.strip().splitlines()[-1][-120:]})") from None
     if image is None:
         raise ValueError(f"{path}: image cannot be decoded (truncated or not an image)")
     return image

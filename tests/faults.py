@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -1055,6 +1056,319 @@ def archives_chain_and_truncated(ws: Workspace) -> tuple[bool, str]:
     left = [p for p in _files_under(base) if "archives" not in p.parts and p.name != "download_state.json"]
     ok = first.one_line_error and "link" in first.output and second.one_line_error and not left
     return ok, f"chain exit {first.code}, truncated exit {second.code}; {len(left)} extracted files left behind"
+
+
+# -- round three: other people's files (PAGE, ALTO, lines without word boxes) ---------------------------------
+
+
+def _pages(ws: Workspace, name: str, fmt: str = "page", forms: int = 4) -> Path:
+    """The first `forms` forms of the workspace corpus as PAGE or ALTO pages without word boxes (a line's
+    text only, or unboxed Strings), with writers.csv."""
+    from tools.iam_to_layout import iam_to_layout
+
+    chosen = sorted(p.name for p in (ws.corpus / "lines").glob("*/*"))[:forms]
+    folder = ws.tmp / name
+    iam_to_layout(ws.corpus, folder, fmt, chosen, word_boxes=False)
+    return folder
+
+
+def _build_pages(ws: Workspace, folder: Path, out: Path, *extra: object) -> Outcome:
+    args = ["build-dataset", "--corpus", folder, "--out", out, "--workers", "1", "--method", "refined"]
+    return ws.cli(*args, "--no-progress", "--include-err", *extra)
+
+
+def _rejects(out: Path, name: str = "rejects.csv") -> pd.DataFrame:
+    path = out / name
+    return pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=["file", "reason"])
+
+
+def _replace_text(xml: Path, old: str, new: str, count: int = 1) -> None:
+    text = xml.read_text()
+    assert old in text, f"{old!r} not in {xml}"
+    xml.write_text(text.replace(old, new, count))
+
+
+def _first_line_text(xml: Path) -> str:
+    import re
+
+    return re.findall(r"<Unicode>([^<]*)</Unicode>", xml.read_text())[0]
+
+
+@trial(
+    "a line transcribed as one 5,000-letter word, and a line with a 300-letter word, PAGE without word boxes",
+    "both rejected with their XML file and line (line too narrow / word box too narrow), no glyph; exit 0",
+)
+def found_words_checked(ws: Workspace) -> tuple[bool, str]:
+    folder = _pages(ws, "narrow-pages")
+    xmls = sorted(folder.glob("*.xml"))
+    _replace_text(xmls[0], _first_line_text(xmls[0]), "x" * 5000)
+    first = _first_line_text(xmls[1]).split()[0]
+    width = int((ws.corpus / "ascii" / "lines.txt").read_text().split(f"\n{xmls[1].stem}-00 ", 1)[1].split()[5])
+    long_word = "y" * (width // 2 - len(first) - 2)  # the line can hold it; the word's own box cannot
+    _replace_text(xmls[1], _first_line_text(xmls[1]), f"{first} {long_word}")
+    out = ws.new("narrow") / "ds"
+    outcome = _build_pages(ws, folder, out, "--write", "page")
+    rejects = _rejects(out)
+    manifest = pd.read_parquet(out / "manifest.parquet") if outcome.code == 0 else pd.DataFrame({"char": []})
+    line_row = rejects[rejects["reason"].str.startswith("line narrower")]
+    word_row = rejects[rejects["reason"].str.startswith("word box narrower")]
+    written = (out / "page" / xmls[0].name).read_text() if outcome.code == 0 else ""
+    ok = outcome.code == 0 and len(line_row) == 1 and len(word_row) == 1
+    ok = ok and line_row["file"].iloc[0] == xmls[0].name and str(line_row["line"].iloc[0]).isdigit()
+    ok = ok and word_row["file"].iloc[0] == xmls[1].name and not (manifest["word_text"] == long_word).any()
+    ok = ok and written.count("<Glyph") < 5000
+    where = list(zip(rejects["file"], rejects["line"], strict=True))
+    glyphs = written.count("<Glyph")
+    return ok, f"exit {outcome.code}; rejects at {where}; {len(manifest)} chars, {glyphs} glyphs in the first file"
+
+
+def _edit_xml(xml: Path, edit: Callable[[Any], None]) -> None:
+    from lxml import etree
+
+    tree = etree.parse(str(xml))
+    edit(tree.getroot())
+    tree.write(str(xml), xml_declaration=True, encoding="UTF-8")
+
+
+def huge_png(path: Path) -> None:
+    """A PNG whose header claims 40,000 x 40,000 pixels: past OpenCV's decoding limit."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 99)))
+
+
+@trial(
+    "ALTO HPOS=NaN, WIDTH=INF, PAGE imageWidth=1e999, points 2.8e2, 20-digit points, an image past OpenCV's limit",
+    "no traceback: bad lines and the huge image are rejects with their file; the rest is built; exit 0",
+)
+def numbers_and_huge_images(ws: Workspace) -> tuple[bool, str]:
+    def alto_numbers(root: Any) -> None:
+        lines = root.findall(".//{*}TextLine")
+        lines[0].set("HPOS", "NaN")
+        lines[1].set("WIDTH", "INF")
+
+    def page_numbers(root: Any) -> None:
+        root.find(".//{*}Page").set("imageWidth", "1e999")
+        coords = [line.find("{*}Coords") for line in root.findall(".//{*}TextLine")]
+        coords[0].set("points", "12345678901234567890,1 " + coords[0].get("points"))
+        x, rest = coords[1].get("points").split(",", 1)
+        coords[1].set("points", f"{float(x) / 100:g}e2,{rest}")  # the same number, in scientific notation
+
+    alto = _pages(ws, "numbers-alto", "alto", forms=2)
+    _edit_xml(sorted(alto.glob("*.xml"))[0], alto_numbers)
+    page = _pages(ws, "numbers-page", "page", forms=3)
+    xmls = sorted(page.glob("*.xml"))
+    _edit_xml(xmls[0], page_numbers)
+    huge_png(xmls[2].with_suffix(".png"))
+    outs = [ws.new("nan") / "ds", ws.new("inf") / "ds"]
+    results = [
+        _build_pages(ws, alto, outs[0], "--max-reject-share", "1"),
+        _build_pages(ws, page, outs[1], "--max-reject-share", "1"),
+    ]
+    rejects = pd.concat([_rejects(o) for o in outs], ignore_index=True)
+    reasons = " ".join(rejects["reason"].astype(str))
+    clean = all(r.code == 0 and "Traceback" not in r.output and "Warning" not in r.output for r in results)
+    ok = clean and reasons.count("without a readable box or polygon") == 2 and "CV_IO_MAX_IMAGE_PIXELS" in reasons
+    ok = ok and reasons.count("without readable Coords points") == 1
+    kept = pd.read_parquet(outs[1] / "manifest.parquet")["line_id"] if results[1].code == 0 else pd.Series([])
+    ok = ok and kept.str.endswith("-01").any()  # the line written in scientific notation is read
+    return ok, f"exits {[r.code for r in results]}; {len(rejects)} rejects"
+
+
+@trial(
+    "--write into files with a prolog, DOCTYPE entity, comments, custom attributes, hand-made Glyphs, a Word "
+    "without Coords, unboxed ALTO Strings with HYP, WC, STYLEREFS, SP@WIDTH and a ',' String",
+    "every input node written back unchanged (node by node); only Glyphs added; the kept Glyphs counted",
+)
+def write_keeps_files_whole(ws: Workspace) -> tuple[bool, str]:
+    from lxml import etree
+
+    from tests.layout.nodes import added_nodes
+
+    page = _pages(ws, "whole-page", "page", forms=2)
+    first, second = sorted(page.glob("*.xml"))
+    text = first.read_text().replace(
+        "?>\n", '?>\n<?xml-stylesheet href="v.xsl"?>\n<!-- mine -->\n<!DOCTYPE PcGts [ <!ENTITY me "m"> ]>\n', 1
+    )
+    text = text.replace('<TextLine id="l0">', '<TextLine id="l0" custom="structure {type:x;}">', 1)
+    first.write_text(text + "<!-- end -->\n")
+    words = " ".join(
+        f'<Word id="u{k}" custom="k"><TextEquiv><Unicode>{w}</Unicode></TextEquiv><TextStyle bold="true"/></Word>'
+        for k, w in enumerate(_first_line_text(second).split())
+    )
+    _replace_text(second, "<TextEquiv>", words + "<TextEquiv>")  # Words without Coords: found, kept as they are
+    _replace_text(
+        second,
+        '<Word id="u0" custom="k">',
+        '<Word id="u0" custom="k"><Glyph id="hand"><Coords points="1,1 2,1 2,2"/></Glyph>',
+    )
+    alto = _pages(ws, "whole-alto", "alto", forms=1)
+    xml = next(alto.glob("*.xml"))
+    _replace_text(xml, "<SP/>", '<SP WIDTH="9"/>', 3)
+    _replace_text(xml, 'CONTENT="', 'WC="0.91" STYLEREFS="s1" CONTENT="', 4)
+    _replace_text(xml, "</TextLine>", '<SP/><String ID="comma" CONTENT=","/><HYP CONTENT="-"/></TextLine>')
+    sources = {("page", p.name): p.read_bytes() for p in [first, second]} | {("alto", xml.name): xml.read_bytes()}
+    outs = [ws.new("whole") / "ds", ws.new("whole") / "ds"]
+    results = [_build_pages(ws, page, outs[0], "--write", "page"), _build_pages(ws, alto, outs[1], "--write", "alto")]
+    if any(r.code for r in results):
+        return False, "; ".join(_first_error(r) for r in results)
+    kinds: set[str] = set()
+    for (fmt, name), data in sources.items():
+        written = outs[fmt == "alto"] / fmt / name
+        kinds |= {etree.QName(e).localname for e in added_nodes(data, written.read_bytes())}
+    kept = (outs[0] / "page" / second.name).read_text().count('id="hand"') == 1
+    said = "already held Glyphs" in results[0].output
+    ok = kinds == {"Glyph", "Word"} and kept and said
+    return ok, f"added {sorted(kinds)}; hand-made Glyph {'kept' if kept else 'LOST'}; warned: {said}"
+
+
+@trial(
+    "PAGE transcriptions with a comment inside, a DTD entity, two TextEquivs by @index, a decomposed é",
+    "read whole (neighborhood), the @index 1 text, é as one character (outside the class set); exit 0",
+)
+def transcriptions_read_whole(ws: Workspace) -> tuple[bool, str]:
+    from lxml import etree
+
+    def commented(root: Any) -> None:  # neigh<!-- x -->bor&hood;
+        unicode = root.find(".//{*}TextLine/{*}TextEquiv/{*}Unicode")
+        unicode.text = "neigh"
+        unicode.append(etree.Comment(" x "))
+        unicode[-1].tail = "bor"
+        unicode.append(etree.Entity("hood"))
+
+    def two_equivs(root: Any) -> None:  # the first in the file is the second by @index
+        equiv = root.find(".//{*}TextLine/{*}TextEquiv")
+        line = equiv[0].text
+        equiv.set("index", "2")
+        equiv[0].text = "zzz"
+        main = etree.SubElement(equiv.getparent(), equiv.tag, index="1")
+        etree.SubElement(main, equiv[0].tag).text = f"{line} cafe\u0301"
+
+    page = _pages(ws, "texts", forms=2)
+    first, second = sorted(page.glob("*.xml"))
+    _edit_xml(first, commented)
+    _replace_text(first, "?>\n", '?>\n<!DOCTYPE PcGts [ <!ENTITY hood "hood"> ]>\n')
+    _edit_xml(second, two_equivs)
+    out = ws.new("texts") / "ds"
+    outcome = _build_pages(ws, page, out, "--max-reject-share", "1")
+    if outcome.code:
+        return False, _first_error(outcome)
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    texts = set(manifest["word_text"])
+    accented = manifest[manifest["word_text"].str.startswith("caf")]
+    ok = "neighborhood" in texts and "zzz" not in texts and set(accented["word_text"]) == {"caf\u00e9"}
+    ok = ok and "e" not in set(accented["char"])  # é is one character (outside the class set), never an "e"
+    wanted = ("neighborhood", "zzz", "caf\u00e9")
+    return ok, f"texts read: {sorted(t for t in texts if t in wanted)}"
+
+
+@trial(
+    "PAGE folder: 3 of 4 page images missing; two XML files naming one image",
+    "the first fails by --max-reject-share (exit 1, one line); the second is read once, with a warning",
+)
+def import_guards(ws: Workspace) -> tuple[bool, str]:
+    missing = _pages(ws, "missing-images")
+    for png in sorted(missing.glob("*.png"))[1:]:
+        png.unlink()
+    failed = _build_pages(ws, missing, ws.new("missing") / "ds")
+    twice = _pages(ws, "twice", forms=2)
+    shutil.copy(sorted(twice.glob("*.xml"))[0], twice / "copy.xml")
+    out = ws.new("twice") / "ds"
+    built = _build_pages(ws, twice, out)
+    manifest = pd.read_parquet(out / "manifest.parquet") if built.code == 0 else pd.DataFrame({"form_id": []})
+    forms = sorted(set(manifest["form_id"]))
+    ok = failed.one_line_error and "--max-reject-share" in failed.output
+    ok = ok and built.code == 0 and "also the image of" in built.output and len(forms) == 2
+    return ok, f"missing: {_first_error(failed)}; twice: exit {built.code}, forms {sorted(forms)}"
+
+
+@trial(
+    "an import stopped half-deleted; a page image with another suffix (.dat) changed before a rerun; links "
+    "(dangling, looping, an XML file outside the folder) in the corpus folder",
+    "the rerun re-imports and uses the new image; links are rejects or ignored, never a stop; exit 0",
+)
+def import_resume_and_links(ws: Workspace) -> tuple[bool, str]:
+    folder = _pages(ws, "resume", forms=2)
+    xmls = sorted(folder.glob("*.xml"))
+    for xml in xmls:  # the page images under a suffix that is no image suffix
+        _replace_text(xml, f'imageFilename="{xml.stem}.png"', f'imageFilename="{xml.stem}.dat"')
+        xml.with_suffix(".png").rename(xml.with_suffix(".dat"))
+    image = xmls[0].with_suffix(".dat")
+    real = image.read_bytes()
+    shape = cv2.imdecode(np.frombuffer(real, np.uint8), cv2.IMREAD_GRAYSCALE).shape
+    image.write_bytes(cv2.imencode(".png", np.full(shape, 255, np.uint8))[1].tobytes())  # blank for now
+    out = ws.new("resume") / "ds"
+    first = _build_pages(ws, folder, out, "--max-reject-share", "0.3")  # a blank page: fails, the import stays
+    (out / ".import" / "layout_pages.csv").unlink(missing_ok=True)  # as a stop during its deletion would
+    image.write_bytes(real)
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    (folder / "loop.xml").symlink_to(folder / "loop.xml")
+    outside = ws.new("outside") / "o.xml"
+    outside.write_bytes(xmls[1].read_bytes())
+    (folder / "out.xml").symlink_to(outside)
+    second = _build_pages(ws, folder, out, "--max-reject-share", "0.6")  # the two links are lost pages
+    rejects = _rejects(out)
+    linked = set(rejects.loc[rejects["reason"].str.contains("link"), "file"])
+    manifest = pd.read_parquet(out / "manifest.parquet") if second.code == 0 else pd.DataFrame({"form_id": []})
+    ok = first.code == 1 and second.code == 0 and linked == {"loop.xml", "out.xml"}
+    ok = ok and manifest["form_id"].nunique() == 2 and "written outside" not in second.output
+    return (
+        ok,
+        f"first exit {first.code}, rerun exit {second.code} ({_first_error(second)}), link rejects {sorted(linked)}",
+    )
+
+
+@trial(
+    "two build-dataset runs into one --out at once",
+    "the second exits 2 at once with one line naming the first; the first's dataset verifies whole",
+)
+def one_build_per_out(ws: Workspace) -> tuple[bool, str]:
+    out = ws.new("locked") / "ds"
+    proc = _spawn(_two_worker_build(_big_corpus(ws), out), ws.tmp)
+    lock = out / ".iamchars.lock"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not (lock.is_file() and lock.read_text().strip()):
+        time.sleep(0.05)
+    second = _build(ws, ws.corpus, out)
+    proc.wait(timeout=600)
+    ok = second.code == 2 and second.one_line_error and "another build-dataset" in second.output
+    ok = ok and proc.returncode == 0 and _verifies(out)
+    return ok, f"second: {_first_error(second)}; first exit {proc.returncode}, verifies {_verifies(out)}"
+
+
+@trial(
+    "rejects of imported lines; *.XML names; a 250-letter XML name; --ignore-word-boxes on a full root; "
+    "synth --fonts ,",
+    "rejects name the XML file and line; both names read; no stray warning; exit 2 for the empty font list",
+)
+def messages_point_somewhere(ws: Workspace) -> tuple[bool, str]:
+    folder = _pages(ws, "names", forms=3)
+    xmls = sorted(folder.glob("*.xml"))
+    xmls[0].rename(folder / f"{xmls[0].stem}.XML")
+    long_name = folder / f"{'n' * 250}.xml"
+    xmls[1].rename(long_name)
+    _replace_text(xmls[2], _first_line_text(xmls[2]), "x" * 5000)
+    out = ws.new("names") / "ds"
+    built = _build_pages(ws, folder, out, "--max-reject-share", "1")
+    rejects = _rejects(out)
+    files = set(rejects["file"]) if len(rejects) else set()
+    internal = [f for f in files if ".import" in str(f) or str(f).startswith("ascii/")]
+    manifest = pd.read_parquet(out / "manifest.parquet") if built.code == 0 else pd.DataFrame({"form_id": []})
+    ignored = _build(ws, ws.corpus, ws.new("ignored") / "ds", "--ignore-word-boxes")
+    fonts = ws.cli("synth", "--out", ws.new("nofonts"), "--fonts", ",", "--no-progress")
+    ok = built.code == 0 and not internal and xmls[2].name in files and manifest["form_id"].nunique() == 3
+    ok = ok and ignored.code == 0 and "no usable word row" not in ignored.output
+    ok = ok and fonts.code == 2 and fonts.one_line_error
+    return (
+        ok,
+        f"build exit {built.code}, internal names {internal}, forms {manifest['form_id'].nunique()}, "
+        f"fonts exit {fonts.code}",
+    )
 
 
 # -- running ---------------------------------------------------------------------------------------------------

@@ -73,3 +73,22 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path) -> Non
     with full, atomic_path(target):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["arrays.npz"]
+
+
+def test_a_folder_is_held_by_one_writer_at_a_time(tmp_path: Path) -> None:
+    from iamchars.fileio import FolderBusyError, folder_lock
+
+    out = tmp_path / "ds"
+    busy = rf"^{out}: another x is writing this folder \(process {os.getpid()}\)"
+    with folder_lock(out, "build-dataset"), pytest.raises(FolderBusyError, match=busy), folder_lock(out, "x"):
+        pass
+    with folder_lock(out, "build-dataset"):  # released when the first ends
+        assert (out / ".iamchars.lock").read_text().strip() == str(os.getpid())
+
+
+def test_an_image_past_the_decoders_limit_is_a_value_error(tmp_path: Path) -> None:
+    from tests.faults import huge_png
+
+    huge_png(tmp_path / "huge.png")
+    with pytest.raises(ValueError, match=r"cannot be decoded .*CV_IO_MAX_IMAGE_PIXELS"):
+        read_gray(tmp_path / "huge.png")

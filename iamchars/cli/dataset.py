@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ import typer
 
 from iamchars.cli.common import ConfigOpt, SetOpt, cfg_option, command, fail, load_cfg, output_dir
 from iamchars.config import ExportConfig, SegmentConfig
+from iamchars.fileio import folder_lock
 from iamchars.layout.read import FORMATS
 
 IMPORT_FOLDER = ".import"
@@ -124,14 +124,15 @@ def build_dataset_cmd(
     gt_file = Path(cfg.export.boxes[3:]) if cfg.export.boxes.startswith("gt:") else None
     flag = "--corpus" if corpus is not None else "--iam-root"
     output_dir(out, inputs={flag: source, "--config": config, "--boxes": gt_file}, replaced=True)
-    if corpus is not None:
-        from iamchars.layout.convert import import_corpus
+    with folder_lock(out, "build-dataset"):
+        if corpus is not None:
+            from iamchars.layout.convert import import_corpus, remove_import
 
-        layout = import_corpus(corpus, out / IMPORT_FOLDER, layout_format, cfg.export.workers, progress)
-        summary = build_dataset(layout.root, out, cfg, progress=progress, layout=layout)
-        shutil.rmtree(out / IMPORT_FOLDER, ignore_errors=True)  # published: the import is in the dataset now
-    else:
-        summary = build_dataset(source, out, cfg, progress=progress)
+            layout = import_corpus(corpus, out / IMPORT_FOLDER, layout_format, cfg.export.workers, progress)
+            summary = build_dataset(layout.root, out, cfg, progress=progress, layout=layout)
+            remove_import(out / IMPORT_FOLDER)  # published: the import is in the dataset now
+        else:
+            summary = build_dataset(source, out, cfg, progress=progress)
     for warning in summary["warnings"]:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(summary_line(summary, out))

@@ -166,4 +166,9 @@ def _source_form(source: dict[str, Any]) -> list[str]:
     return [
         f"- Source: {source['pages']:,} {fmt} pages from `{source['folder']}` ({source['lines']:,} text lines, "
         f"{source['lines_with_word_boxes']:,} of them with word boxes); writers: {source['writers']}."
+        + (
+            f" {source['pages_not_read']:,} XML files could not be read (see rejects.csv)."
+            if source.get("pages_not_read")
+            else ""
+        )
     ]

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ from iamchars.fileio import (
     write_table,
     write_text,
 )
-from iamchars.iam.corpus import NARROW_BOX, IAMCorpus, image_path, load_corpus
+from iamchars.iam.corpus import NARROW_BOX, IAMCorpus, image_path, load_corpus, word_problems
 from iamchars.iam.rejects import REJECT_COLUMNS
 from iamchars.layout.convert import LayoutCorpus
 from iamchars.layout.write import add_glyphs, glyphs_by_line
@@ -354,7 +355,12 @@ def with_found_words(corpus: IAMCorpus, lines: pd.DataFrame, cfg: PipelineConfig
             bar.update(len(job.lines))
     info = lines.set_index("line_id")[["form_id", "flag", "graylevel", "writer_id", "split"]]
     words = pd.concat(found, ignore_index=True).join(info, on="line_id")
-    words = words.assign(tag="", valid=True, line_image_ok=True, image_ok=False, word_box="found")
+    problems = word_problems(words)  # the very checks given words pass
+    rejects += [
+        {"stage": "validate", "file": "ascii/lines.txt", "line": None, "item_id": item, "reason": why}
+        for item, why in zip(words.loc[problems != "", "word_id"], problems[problems != ""], strict=True)
+    ]
+    words = words.assign(tag="", valid=problems == "", line_image_ok=True, image_ok=False, word_box="found")
     words = words[list(corpus.words.columns)].astype(corpus.words.dtypes.to_dict())
     tokens = int(lines["transcription"].str.split("|").map(lambda t: sum(bool(x) for x in t)).sum())
     return replace(
@@ -419,11 +425,18 @@ def build_dataset(
     gt, source_kind = _read_gt(cfg.export.boxes)
     _check_layout_output(cfg, layout)
     corpus = load_corpus(root, cfg.parse, cfg.split)
-    if layout is not None:
-        corpus = replace(corpus, rejects=pd.concat([layout.rejects, corpus.rejects], ignore_index=True))
     timings["parse_s"] = time.perf_counter() - t0
     corpus = with_found_words(corpus, _unboxed_lines(corpus, cfg), cfg, progress)
     timings["find_words_s"] = time.perf_counter() - t0 - timings["parse_s"]
+    locate = layout.locate if layout is not None else _as_is
+    if layout is not None:  # what the import could not read counts against the same limits
+        corpus = replace(
+            corpus,
+            rejects=pd.concat([layout.rejects, locate(corpus.rejects)], ignore_index=True),
+            input_word_rows=corpus.input_word_rows + layout.counts["words_lost"],
+            warnings=list(layout.warnings),  # the import's own IAM files are no concern of the user's
+        )
+        _check_pages(layout, corpus, out, cfg)
     words = _usable_words(corpus, cfg.export.include_err)
     _check_input(corpus, words, out, cfg)
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
@@ -493,7 +506,7 @@ def build_dataset(
     shutil.rmtree(stage, ignore_errors=True)
     try:
         t2 = time.perf_counter()
-        manifest, crops, summary = _merge(stage, out, form_ids, classes, corpus, words, cfg)
+        manifest, crops, summary = _merge(stage, out, form_ids, classes, corpus, words, cfg, locate)
         if cfg.export.write_png:
             tile_jobs = [TileJob(_shard_path(out, f), stage) for f in form_ids]
             workers = resolve_workers(cfg.export.workers, len(tile_jobs))
@@ -506,7 +519,7 @@ def build_dataset(
         t3 = time.perf_counter()
         _write_qa(stage, Path(root), lines, words, manifest, crops, classes, cfg)
         if layout is not None and cfg.export.layout != "none":
-            _write_layout(stage, layout, manifest, cfg.export.layout)
+            corpus.warnings.extend(_write_layout(stage, layout, manifest, cfg.export.layout))
         timings["qa_s"] = time.perf_counter() - t3
         timings["forms_resumed"] = float(len(form_ids) - len(todo))
         timings["total_s"] = time.perf_counter() - t0
@@ -542,22 +555,51 @@ def _check_layout_output(cfg: PipelineConfig, layout: LayoutCorpus | None) -> No
         raise DatasetError(f"--write {fmt}: the corpus {layout.source} holds no {fmt} file to write back")
 
 
-def _write_layout(stage: Path, layout: LayoutCorpus, manifest: pd.DataFrame, fmt: str) -> None:
+def _write_layout(stage: Path, layout: LayoutCorpus, manifest: pd.DataFrame, fmt: str) -> list[str]:
     """Each `fmt` file of the corpus, as it was plus a Glyph per exported character, into stage/fmt/ under
-    the file's own path."""
+    the file's own path; returns warnings on what was left as the user had it."""
     by_form = dict(tuple(layout.lines.groupby("form_id")))
     chars = dict(tuple(manifest.groupby("form_id")))
+    own_glyphs, unmatched = 0, []
     for form_id, xml, kind in zip(layout.pages["form_id"], layout.pages["xml"], layout.pages["format"], strict=True):
         if kind != fmt:
             continue
         lines = by_form.get(form_id)
         order = dict(zip(lines["line_id"], lines["order"].astype(int), strict=True)) if lines is not None else {}
         found = glyphs_by_line(chars.get(form_id, manifest.iloc[:0]), order)
-        data = add_glyphs(read_bytes(inside(layout.source, xml)), xml, found)
+        data, report = add_glyphs(read_bytes(inside(layout.source, xml)), xml, found)
+        own_glyphs += report.words_with_own_glyphs
+        unmatched += [f"{xml}:{n}" for n in report.lines_not_matched]
         target = inside(stage, fmt, xml)
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)
+    warnings = []
+    if own_glyphs:
+        warnings.append(f"--write {fmt}: {own_glyphs:,} words already held Glyphs; they were kept, and got none added")
+    if unmatched:
+        warnings.append(
+            f"--write {fmt}: {len(unmatched):,} text lines were written back without glyphs: their word elements "
+            f"do not spell their transcription (first: {unmatched[0]})"
+        )
+    return warnings
+
+
+def _as_is(rejects: pd.DataFrame) -> pd.DataFrame:
+    return rejects
+
+
+def _check_pages(layout: LayoutCorpus, corpus: IAMCorpus, out: Path, cfg: PipelineConfig) -> None:
+    """The reject limit on whole XML files: a folder most of whose pages cannot be read fails, even where the
+    pages read hold enough words."""
+    lost, total = layout.counts["pages_lost"], layout.counts["xml_files"]
+    if lost > cfg.export.max_reject_share * total:
+        write_table(corpus.rejects, out / FAILED_REJECTS)
+        raise DatasetError(
+            f"{layout.source}: {lost:,} of {total:,} XML files could not be read as pages, more than "
+            f"--max-reject-share {cfg.export.max_reject_share} ({_top_reasons(corpus.rejects)}); see "
+            f"{out / FAILED_REJECTS}, fix the input or raise the limit"
+        )
 
 
 def summary_line(summary: dict[str, Any], out: Path) -> str:
@@ -606,6 +648,7 @@ def _merge(
     corpus: IAMCorpus,
     words: pd.DataFrame,
     cfg: PipelineConfig,
+    locate: Callable[[pd.DataFrame], pd.DataFrame],
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """Join the form shards of `out` into the manifest, arrays, classes.json and rejects.csv in `stage`; a
     run that exported no character, or lost too many words to unreadable images, raises DatasetError (its
@@ -626,7 +669,8 @@ def _merge(
     manifest = manifest_table(rows)
     geometry = box_geometry(manifest)
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
-    all_rejects = pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True)
+    found = locate(pd.DataFrame(rejects, columns=REJECT_COLUMNS).astype({"line": "Int64"}))
+    all_rejects = pd.concat([corpus.rejects, found], ignore_index=True)
     bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}  # not those composed from word images
     lost = int(corpus.input_word_rows - corpus.words["valid"].sum() + words["line_id"].isin(bad_lines).sum())
     if manifest.empty or lost > cfg.export.max_reject_share * corpus.input_word_rows:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from iamchars.config import ParseConfig, SplitConfig
@@ -21,6 +23,25 @@ MIN_PX_PER_CHAR = 2
 """A word box narrower than this many pixels per character of its transcription cannot hold it (a box cut
 short, or a transcription that is not this word's): its characters would be slivers."""
 NARROW_BOX = f"word box narrower than {MIN_PX_PER_CHAR} px per character of its transcription"
+NARROW_LINE = f"line narrower than {MIN_PX_PER_CHAR} px per character of its transcription"
+
+
+def mark_problem(text: str) -> str | None:
+    """Why a transcription cannot be cut into characters one code point each: a combining mark that no
+    precomposed character absorbs (the text is in NFC already); None when it can."""
+    marks = sorted({c for c in text if unicodedata.combining(c)})
+    if not marks:
+        return None
+    return f"transcription holds the combining mark U+{ord(marks[0]):04X}, which makes no character of its own"
+
+
+def word_problems(words: pd.DataFrame) -> pd.Series:
+    """Why each word row (given by the input or found in a line's ink: every word passes here) cannot be
+    segmented, "" where it can: a box narrower than MIN_PX_PER_CHAR per character, or a combining mark."""
+    texts = words["text"].astype(str)
+    narrow = words["w"].to_numpy() < MIN_PX_PER_CHAR * texts.str.len().to_numpy()
+    marks = texts.map(lambda t: mark_problem(t) or "")
+    return pd.Series(np.where(narrow, NARROW_BOX, marks.to_numpy()), index=words.index, dtype=object)
 
 
 class IAMLayoutError(UserError, FileNotFoundError):
@@ -86,10 +107,10 @@ def validate(
     words = words.assign(valid=(words["w"] > 0) & (words["h"] > 0) & (words["x"] >= 0) & (words["y"] >= 0))
     for item in words.loc[~words["valid"], "word_id"]:
         rejects.add("validate", "ascii/words.txt", None, str(item), "word box missing or negative")
-    narrow = words["valid"] & (words["w"] < MIN_PX_PER_CHAR * words["text"].str.len())
-    for item in words.loc[narrow, "word_id"]:
-        rejects.add("validate", "ascii/words.txt", None, str(item), NARROW_BOX)
-    words["valid"] = words["valid"] & ~narrow
+    problems = word_problems(words).where(words["valid"], "")
+    for item, why in zip(words.loc[problems != "", "word_id"], problems[problems != ""], strict=True):
+        rejects.add("validate", "ascii/words.txt", None, str(item), str(why))
+    words["valid"] = words["valid"] & (problems == "")
     boxes = lines.set_index("line_id")[["x", "y", "w", "h"]].add_suffix("_line")
     joined = words.join(boxes, on="line_id")
     has_line = joined["x_line"].notna()
@@ -178,7 +199,7 @@ def load_corpus(root: Path, parse: ParseConfig | None = None, split: SplitConfig
         words = xml_words
         if not xml_files:
             warnings.append("ascii/words.txt is missing: each line's words are found in its ink")
-    if len(words) == 0 and (ascii_dir / "words.txt").is_file():
+    if len(words) == 0 and (ascii_dir / "words.txt").is_file() and not parse.ignore_word_boxes:
         warnings.append(
             "ascii/words.txt holds no usable word row (see the rejects; without the file, or with "
             "--ignore-word-boxes, each line's words are found in its ink)"

@@ -9,6 +9,7 @@ rows to `Rejects` with their file and line number.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 import pandas as pd
@@ -65,7 +66,8 @@ MIN_BOX = -1
 
 
 def decode_lines(data: bytes, source: str, rejects: Rejects) -> list[str]:
-    """A text file's bytes -> its lines, each decoded as strict UTF-8 (a leading byte-order mark is dropped).
+    """A text file's bytes -> its lines, each decoded as strict UTF-8 (a leading byte-order mark is dropped)
+    and put in Unicode NFC (an "e" and a combining acute become one "é", the character a sample is of).
 
     A line that is not valid UTF-8 is rejected with its line number and byte offset and becomes an empty
     line (so later line numbers stay right): replacing the bytes with U+FFFD would invent characters."""
@@ -74,7 +76,7 @@ def decode_lines(data: bytes, source: str, rejects: Rejects) -> list[str]:
     offset = len(data) - len(body)
     for number, raw in enumerate(body.split(b"\n"), start=1):
         try:
-            out.append(raw.decode("utf-8"))
+            out.append(unicodedata.normalize("NFC", raw.decode("utf-8")))
         except UnicodeDecodeError as exc:
             item = raw.split(maxsplit=1)[0].decode("ascii", "replace") if raw.strip() else ""
             rejects.add("parse", source, number, item, f"not UTF-8 (byte {offset + exc.start} of the file)")

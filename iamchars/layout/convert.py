@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from iamchars.errors import UserError
 from iamchars.fileio import (
+    FileError,
     UnsafePathError,
     atomic_open,
     inside,
@@ -46,8 +48,11 @@ from iamchars.parallel import ordered_map, resolve_workers
 
 WRITERS_FILE = "writers.csv"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+"""Suffixes tried for a page image the XML file does not name (one with the XML file's stem)."""
 PAGE_COLUMNS = ["form_id", "xml", "format", "image", "writer_id"]
-LINE_COLUMNS = ["line_id", "form_id", "order", "words_given"]
+LINE_COLUMNS = ["line_id", "form_id", "order", "words_given", "xml", "xml_line"]
+MAX_STEM = 40
+"""Longest form-id stem kept whole; a longer one is cut and given a hash, so every made path stays short."""
 ONE_WRITER_PER_PAGE = f"one writer per page (no {WRITERS_FILE} in the corpus folder), so the splits are by page"
 HEADER = "#--- {name} (made by iamchars from {fmt} files) ---#\n"
 
@@ -68,6 +73,23 @@ class LayoutCorpus:
     """LINE_COLUMNS: each line's text-line position in its file, and whether the file boxed its words."""
     rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECT_COLUMNS))
     writers_from: str = ONE_WRITER_PER_PAGE
+    counts: dict[str, int] = field(default_factory=dict)
+    """xml_files (found), pages_lost (not read at all), words_lost (words of text lines not imported)."""
+    warnings: list[str] = field(default_factory=list)
+
+    def locate(self, rejects: pd.DataFrame) -> pd.DataFrame:
+        """Rejects of imported lines, words or characters pointed at their XML file and text line, instead of
+        the import's own files (which are deleted once the dataset is published)."""
+        if rejects.empty:
+            return rejects
+        where = self.lines.set_index("line_id")[["xml", "xml_line"]]
+        line_ids = rejects["item_id"].astype(str).str.split("-").str[:3].str.join("-")
+        found = line_ids.isin(where.index).to_numpy()
+        out = rejects.copy()
+        out["line"] = out["line"].astype("Int64")
+        out.loc[found, "file"] = where.loc[line_ids[found], "xml"].to_numpy()
+        out.loc[found, "line"] = where.loc[line_ids[found], "xml_line"].astype("Int64").to_numpy()
+        return out
 
     def describe(self) -> dict[str, object]:
         """What the card says of the input."""
@@ -79,6 +101,7 @@ class LayoutCorpus:
             "lines": len(self.lines),
             "lines_with_word_boxes": int(self.lines["words_given"].sum()),
             "writers": self.writers_from,
+            "pages_not_read": self.counts.get("pages_lost", 0),
         }
 
 
@@ -94,18 +117,25 @@ class PageJob:
 class PageResult:
     line_rows: list[str] = field(default_factory=list)
     word_rows: list[str] = field(default_factory=list)
-    lines: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    lines: list[tuple[str, str, int, bool, str, int]] = field(default_factory=list)
     image: str = ""
     format: str = ""
     rejects: list[dict[str, object]] = field(default_factory=list)
+    words_lost: int = 0
+    """Words of the file's text lines that were not imported (the line or the whole page was left out)."""
+    read: bool = True
+    """False when the file could not be read as a page at all."""
 
 
 def form_ids(xml_files: list[str]) -> dict[str, str]:
-    """XML path (relative) -> form id `pg-<the path's letters and digits>`, made unique by a counter."""
+    """XML path (relative) -> form id `pg-<the path's letters and digits>` (a long one cut to MAX_STEM with
+    a hash of the path), made unique by a counter."""
     out: dict[str, str] = {}
     taken: set[str] = set()
     for rel in xml_files:
         stem = re.sub(r"[^A-Za-z0-9]", "", str(Path(rel).with_suffix(""))) or "page"
+        if len(stem) > MAX_STEM:
+            stem = stem[: MAX_STEM - 8] + hashlib.sha256(rel.encode()).hexdigest()[:8]
         name, k = stem, 1
         while name.lower() in taken:
             k += 1
@@ -169,18 +199,23 @@ def convert_page(job: PageJob) -> PageResult:
     except (LayoutError, OSError) as exc:
         line = _line_of(str(exc))
         out.rejects.append(_reject(job.xml, line, job.form_id, str(exc).split(": ", 1)[-1]))
+        out.read = False
         return out
     out.format = page.format
-    out.rejects += [_reject(job.xml, n, job.form_id, why) for n, why in page.problems]
+    out.rejects += [_reject(job.xml, n, job.form_id, why) for n, why, _ in page.problems]
+    out.words_lost = sum(n for _, _, n in page.problems)
+    page_words = sum(len(line.words) for line in page.lines)
     image = find_image(job.source, job.xml, page.image)
     if image is None:
         out.rejects.append(_reject(job.xml, None, job.form_id, f"page image {page.image!r} not found in the folder"))
+        out.words_lost += page_words
         return out
     out.image = image.relative_to(job.source).as_posix()
     try:
         gray = read_gray(image)
     except ValueError as exc:
         out.rejects.append(_reject(out.image, None, job.form_id, str(exc).split(": ", 1)[-1]))
+        out.words_lost += page_words
         return out
     if page.size is not None and page.size != (gray.shape[1], gray.shape[0]) and min(page.size) > 0:
         out.rejects.append(
@@ -192,6 +227,7 @@ def convert_page(job: PageJob) -> PageResult:
                 f"its image is {gray.shape[1]}x{gray.shape[0]}",
             )
         )
+        out.words_lost += page_words
         return out
     _lines_of(page, gray, job, out)
     return out
@@ -203,6 +239,7 @@ def _lines_of(page: LayoutPage, gray: np.ndarray, job: PageJob, out: PageResult)
         crop, (x0, y0) = crop_line(gray, line.polygon, line.region)
         if crop.size == 0:
             out.rejects.append(_reject(job.xml, line.xml_line, job.form_id, "text line outside its page image"))
+            out.words_lost += len(line.words)
             continue
         line_id = f"{job.form_id}-{k:02d}"
         k += 1
@@ -210,7 +247,7 @@ def _lines_of(page: LayoutPage, gray: np.ndarray, job: PageJob, out: PageResult)
         h, w = crop.shape
         out.line_rows.append(f"{line_id} ok 0 {len(line.words)} {x0} {y0} {w} {h} {'|'.join(line.words)}")
         given = line.word_boxes is not None
-        out.lines.append((line_id, job.form_id, line.order, given))
+        out.lines.append((line_id, job.form_id, line.order, given, job.xml, line.xml_line))
         for j, (text, box) in enumerate(zip(line.words, line.word_boxes or [], strict=False)):
             bx, by, bw, bh = _clip(box, (x0, y0, w, h))
             out.word_rows.append(f"{line_id}-{j:02d} ok 0 {bx} {by} {bw} {bh} X {text}")
@@ -251,17 +288,52 @@ def read_writers(source: Path, xml_files: list[str]) -> tuple[dict[str, str], st
     return writers, how
 
 
+def _walk(source: Path) -> Iterator[str]:
+    """Every entry of the folder that is not a folder (files, links, FIFOs), relative and sorted; links to
+    folders are not followed, and a dangling or looping link is listed like any other entry."""
+    for folder, dirs, files in os.walk(source, followlinks=False):
+        dirs.sort()
+        base = Path(folder).relative_to(source)
+        yield from ((base / name).as_posix() for name in sorted(files))
+        yield from ((base / name).as_posix() for name in dirs if os.path.islink(Path(folder) / name))
+
+
+def list_xml(source: Path) -> tuple[list[str], list[dict[str, object]]]:
+    """The PAGE/ALTO candidates of the folder (`*.xml` in any case, METS.xml aside) that can be read: regular
+    files, or links to one inside the folder. Every other `*.xml` entry is a reject saying why."""
+    found: list[str] = []
+    rejects: list[dict[str, object]] = []
+    for rel in _walk(source):
+        if not rel.lower().endswith(".xml") or Path(rel).name.lower() == "mets.xml":
+            continue
+        if not is_regular_file(source / rel):
+            rejects.append(
+                _reject(rel, None, "", "not a regular file (a folder, a FIFO, or a dangling or looping link)")
+            )
+            continue
+        try:
+            inside(source, rel)
+        except UnsafePathError:
+            rejects.append(_reject(rel, None, "", "a link to a file outside the folder; only files inside it are read"))
+            continue
+        found.append(rel)
+    return found, rejects
+
+
 def _source_digest(source: Path, xml_files: list[str]) -> str:
-    """The identity of every input file (XML and writers.csv bytes, images' size and time): a changed input
-    makes a new import."""
+    """The identity of every input (the XML and writers.csv bytes; every other entry's size and time, whatever
+    its suffix): a changed input makes a new import."""
     digest = hashlib.sha256()
     for rel in [*xml_files, WRITERS_FILE]:
         path = source / rel
         if is_regular_file(path):
             digest.update(rel.encode() + b"\0" + read_bytes(path))
-    for path in sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        info = os.stat(path)
-        digest.update(f"{path.relative_to(source)} {info.st_size} {info.st_mtime_ns}\n".encode())
+    for rel in _walk(source):
+        try:
+            info = os.stat(source / rel)
+            digest.update(f"{rel} {info.st_size} {info.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{rel} -\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -275,16 +347,15 @@ def import_corpus(
         raise LayoutCorpusError(f"--corpus {source}: no such folder")
     if fmt is not None and fmt not in FORMATS:
         raise LayoutCorpusError(f"--format must be one of {FORMATS}, got {fmt!r}")
-    xml_files = sorted(
-        p.relative_to(source).as_posix() for p in source.rglob("*.xml") if is_regular_file(p) and p.name != "METS.xml"
-    )
+    xml_files, skipped = list_xml(source)
     if not xml_files:
-        raise LayoutCorpusError(f"--corpus {source}: no *.xml file in the folder or below it")
+        first = f" ({skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""
+        raise LayoutCorpusError(f"--corpus {source}: no readable *.xml file in the folder or below it{first}")
     writers, writers_from = read_writers(source, xml_files)
     digest = _source_digest(source, xml_files) + (fmt or "")
-    stamp = dest / "import.json"
-    if is_regular_file(stamp) and json.loads(read_bytes(stamp)).get("digest") == digest:
-        return _load(source, dest, writers_from)
+    reused = _reuse(source, dest, digest, writers_from)
+    if reused is not None:
+        return reused
     stage = dest.parent / f"{dest.name}.stage"
     shutil.rmtree(stage, ignore_errors=True)
     ids = form_ids(xml_files)
@@ -294,14 +365,27 @@ def import_corpus(
         for result in ordered_map(convert_page, jobs, resolve_workers(workers, len(jobs))):
             results.append(result)
             bar.update()
-    pages, lines, rejects, line_rows, word_rows, form_rows = [], [], [], [], [], []
+    pages, lines, line_rows, word_rows, form_rows = [], [], [], [], []
+    rejects: list[dict[str, object]] = list(skipped)
+    counts = {"xml_files": len(xml_files) + len(skipped), "pages_lost": len(skipped), "words_lost": 0}
+    warnings: list[str] = []
+    images: dict[str, str] = {}  # each page image (its real path) -> the XML file it was read for
     for job, result in zip(jobs, results, strict=True):
-        rejects += result.rejects
         if fmt is not None and result.format and result.format != fmt:
-            rejects.append(_reject(job.xml, None, job.form_id, f"a {result.format} file, not {fmt}"))
-            continue
+            continue  # a file of the other format: not asked for, and not a reject
+        rejects += result.rejects
+        counts["words_lost"] += result.words_lost
+        if not result.read or (result.words_lost and not result.line_rows):
+            counts["pages_lost"] += 1
         if not result.line_rows:
             continue
+        image = os.path.realpath(source / result.image)
+        if image in images:
+            why = f"page image {result.image} is also the image of {images[image]}: read once, for that file"
+            rejects.append(_reject(job.xml, None, job.form_id, why))
+            warnings.append(f"{job.xml}: {why}")
+            continue
+        images[image] = job.xml
         writer = writers.get(job.xml, job.form_id.split("-", 1)[1])
         n_words = sum(int(r.split()[3]) for r in result.line_rows)
         form_rows.append(
@@ -322,14 +406,38 @@ def import_corpus(
     write_table(pd.DataFrame(pages, columns=PAGE_COLUMNS), stage / "layout_pages.csv")
     write_table(pd.DataFrame(lines, columns=LINE_COLUMNS), stage / "layout_lines.csv")
     write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), stage / "layout_rejects.csv")
-    write_json(stage / "import.json", {"digest": digest, "source": str(source)})
-    shutil.rmtree(dest, ignore_errors=True)
+    write_json(stage / "import.json", {"digest": digest, "source": str(source), "counts": counts, "warnings": warnings})
+    remove_import(dest)
     os.replace(stage, dest)
     return _load(source, dest, writers_from)
 
 
+def remove_import(dest: Path) -> None:
+    """Delete an import folder: renamed away first, so that a stop during the deletion never leaves a
+    half-deleted import that looks finished."""
+    trash = dest.parent / f"{dest.name}.removed"
+    shutil.rmtree(trash, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _reuse(source: Path, dest: Path, digest: str, writers_from: str) -> LayoutCorpus | None:
+    """The import already in `dest` when it was made from these very inputs and is whole; else None."""
+    try:
+        if json.loads(read_bytes(dest / "import.json")).get("digest") == digest:
+            return _load(source, dest, writers_from)
+    except (FileNotFoundError, FileError, UserError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def _load(source: Path, dest: Path, writers_from: str) -> LayoutCorpus:
+    record = json.loads(read_bytes(dest / "import.json"))
     pages = read_table(dest / "layout_pages.csv", PAGE_COLUMNS, "import table").astype(str)
     lines = read_table(dest / "layout_lines.csv", LINE_COLUMNS, "import table")
     rejects = read_table(dest / "layout_rejects.csv", REJECT_COLUMNS, "import table")
-    return LayoutCorpus(source, dest, pages, lines.astype({"order": int, "words_given": bool}), rejects, writers_from)
+    rejects["line"] = pd.to_numeric(rejects["line"], errors="coerce").astype("Int64")  # "" where a file has none
+    lines = lines.astype({"order": int, "words_given": bool, "xml": str, "xml_line": int})
+    counts = {str(k): int(v) for k, v in dict(record["counts"]).items()}
+    return LayoutCorpus(source, dest, pages, lines, rejects, writers_from, counts, list(record["warnings"]))

@@ -1,10 +1,22 @@
 """PAGE XML (2010 to 2019 namespaces) and ALTO (v2 to v4) pages, parsed with lxml into the lines iamchars
 segments: each text line's polygon, its region's polygon, its transcription's words and, where the file
-boxes them, their boxes. Pure: bytes in, dataclasses out; problems are returned with their XML line."""
+boxes them, their boxes. Pure: bytes in, dataclasses out; problems are returned with their XML line.
+
+What is read, and how (the README's Reliability section states the same to users):
+- A transcription is the whole text of its `Unicode` element (comments skipped; an entity of the document's
+  own DTD expanded where its value is plain text; any other entity makes the line a problem), from the
+  TextEquiv with the lowest `@index` (document order among equals), in Unicode NFC.
+- Numbers (coordinates, sizes) are decimal or scientific notation, finite, and within MAX_COORDINATE;
+  anything else is not a number, and a line whose outline has none is a problem, never a crash.
+- `line_words` says which of a line's Word or String elements holds each word of its transcription: the
+  writer puts each word's glyphs into that element, so reading and writing cannot disagree.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -12,12 +24,15 @@ import numpy as np
 from lxml import etree
 
 from iamchars.errors import UserError
+from iamchars.iam.parse import MAX_COORDINATE
 
 FORMATS = ("page", "alto")
 ROOTS = {"PcGts": "page", "alto": "alto"}
 """Local name of the root element -> format."""
+WORD_ELEMENT = {"page": "Word", "alto": "String"}
+"""The element that holds a word of a text line, by format."""
 Box = tuple[int, int, int, int]
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+SEPARATORS = re.compile(r"[\s,]+")
 
 
 class LayoutError(UserError, ValueError):
@@ -46,10 +61,27 @@ class LayoutPage:
     image: str
     """The page image's file name as the file gives it ("" where it gives none)."""
     size: tuple[int, int] | None
-    """(width, height) the file declares, in pixels."""
+    """(width, height) the file declares, in pixels (None where it declares none that is a pixel count)."""
     lines: list[LayoutLine] = field(default_factory=list)
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    """(XML line, reason) of each text line left out."""
+    problems: list[tuple[int, str, int]] = field(default_factory=list)
+    """(XML line, reason, words of its transcription where known) of each text line left out."""
+
+
+@dataclass(frozen=True)
+class LineWords:
+    """A text line's transcription as the file gives it, and which of its word elements holds each word."""
+
+    texts: list[str]
+    """The transcription's words, in reading order."""
+    boxes: list[Box] | None
+    """Each word's box where every word element holds one boxed word; else None."""
+    owners: list[int] | None
+    """For each word, the index (among the line's Word or String children) of the element that holds it; None
+    where the line has no word elements, or where they do not spell its transcription."""
+    elements: list[etree._Element]
+    """The line's Word (PAGE) or String (ALTO) children, in document order."""
+    problem: str | None = None
+    """Why the transcription cannot be read (an entity that is not expanded), None when it can."""
 
 
 def parse_xml(data: bytes, source: str) -> etree._Element:
@@ -80,13 +112,24 @@ def read_layout(data: bytes, source: str) -> LayoutPage:
     )
 
 
+def number(text: str | None) -> float | None:
+    """A coordinate or size as the file writes it (decimal or scientific notation); None unless it is finite
+    and within MAX_COORDINATE of zero."""
+    try:
+        value = float((text or "").strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and abs(value) <= MAX_COORDINATE else None
+
+
 def points(text: str | None) -> np.ndarray | None:
     """A PAGE `points` or ALTO `POINTS` string ("x,y x,y ..." or "x y x y ...") as (k, 2) ints; None unless it
-    holds at least three points."""
-    values = [float(v) for v in NUMBER.findall(text or "")]
-    if len(values) < 6 or len(values) % 2:
+    holds at least three points, each of two numbers (`number`)."""
+    tokens = [t for t in SEPARATORS.split(text or "") if t]
+    values = [number(t) for t in tokens]
+    if len(values) < 6 or len(values) % 2 or any(v is None for v in values):
         return None
-    return np.rint(np.array(values).reshape(-1, 2)).astype(np.int64)
+    return np.rint(np.array(values, np.float64).reshape(-1, 2)).astype(np.int64)
 
 
 def bounding_box(polygon: np.ndarray) -> Box:
@@ -95,12 +138,89 @@ def bounding_box(polygon: np.ndarray) -> Box:
     return int(x0), int(y0), int(x1 - x0) + 1, int(y1 - y0) + 1
 
 
-def _text(element: etree._Element | None) -> str:
-    return (element.text or "") if element is not None else ""
+def document_entities(root: etree._Element) -> dict[str, str]:
+    """The entities of the document's own DTD whose value is plain text (no markup, no further reference):
+    the only ones a transcription may use. Nothing is fetched, and no value is expanded twice."""
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is None:
+        return {}
+    return {
+        str(e.name): str(e.content)
+        for e in dtd.iterentities()
+        if e.content is not None and "&" not in e.content and "<" not in e.content
+    }
 
 
-def _children(element: etree._Element, name: str) -> list[etree._Element]:
-    return element.findall(f"{{*}}{name}")
+def inner_text(element: etree._Element | None, entities: dict[str, str]) -> tuple[str, str | None]:
+    """All the text of an element (child elements' too; comments and processing instructions skipped),
+    with the document's plain-text entities expanded, in NFC; and why it cannot be read (an entity that is not
+    one of `entities`), else None."""
+    if element is None:
+        return "", None
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child, etree._Entity):
+            name = str(child.name)
+            if name not in entities:
+                return "", f"text holds the entity &{name}; whose value is not plain text in the file's own DTD"
+            parts.append(entities[name])
+        elif isinstance(child.tag, str):
+            text, problem = inner_text(child, entities)
+            if problem:
+                return "", problem
+            parts.append(text)
+        parts.append(child.tail or "")
+    return unicodedata.normalize("NFC", "".join(parts)), None
+
+
+def equiv_text(element: etree._Element, entities: dict[str, str]) -> tuple[str, str | None]:
+    """The text of a PAGE element's main TextEquiv: the one with the lowest `@index` (the schema's rule), the
+    first in the file among those without one or with equal ones."""
+    equivs = element.findall("{*}TextEquiv")
+    if not equivs:
+        return "", None
+
+    def rank(pair: tuple[int, etree._Element]) -> tuple[float, int]:
+        index = number(pair[1].get("index"))
+        return (index if index is not None else math.inf, pair[0])
+
+    main = min(enumerate(equivs), key=rank)[1]
+    return inner_text(main.find("{*}Unicode"), entities)
+
+
+def line_words(line: etree._Element, fmt: str, entities: dict[str, str]) -> LineWords:
+    """A text line's words and their elements. PAGE: the line's TextEquiv is its transcription (the Words'
+    own texts where it has none, or where every Word is one boxed word); ALTO: its Strings' CONTENT."""
+    elements = line.findall(f"{{*}}{WORD_ELEMENT[fmt]}")
+    texts_of: list[str] = []
+    for element in elements:
+        if fmt == "page":
+            text, problem = equiv_text(element, entities)
+            if problem:
+                return LineWords([], None, None, elements, problem)
+        else:
+            text = unicodedata.normalize("NFC", element.get("CONTENT") or "")
+        texts_of.append(text)
+    tokens = [t for text in texts_of for t in text.split()]
+    owners = [k for k, text in enumerate(texts_of) for _ in text.split()]
+    boxes = [_word_box(element, fmt) for element in elements]
+    if elements and all(len(t.split()) == 1 for t in texts_of) and all(b is not None for b in boxes):
+        return LineWords(tokens, [b for b in boxes if b is not None], owners, elements)
+    if fmt == "page":
+        line_text, problem = equiv_text(line, entities)
+        if problem:
+            return LineWords([], None, None, elements, problem)
+        if line_text.split():
+            texts = line_text.split()
+            return LineWords(texts, None, owners if elements and texts == tokens else None, elements)
+    return LineWords(tokens, None, owners if elements else None, elements)
+
+
+def _word_box(element: etree._Element, fmt: str) -> Box | None:
+    if fmt == "alto":
+        return _alto_box(element)
+    polygon = points(_coords(element))
+    return bounding_box(polygon) if polygon is not None else None
 
 
 def _lines(page: etree._Element) -> Iterator[tuple[int, etree._Element]]:
@@ -113,25 +233,16 @@ def _read_page(root: etree._Element, source: str) -> LayoutPage:
         raise LayoutError(f"{source}:{root.sourceline}: PAGE file without a <Page> element")
     size = _size(page.get("imageWidth"), page.get("imageHeight"))
     out = LayoutPage("page", page.get("imageFilename") or "", size)
+    entities = document_entities(root)
     for order, line in _lines(page):
+        words = line_words(line, "page", entities)
         polygon = points(_coords(line))
         if polygon is None:
-            out.problems.append((line.sourceline or 0, "text line without Coords points"))
+            out.problems.append((line.sourceline or 0, "text line without readable Coords points", len(words.texts)))
             continue
-        region = points(_coords(line.getparent())) if line.getparent() is not None else None
-        words = _children(line, "Word")
-        word_texts = [_text(w.find("{*}TextEquiv/{*}Unicode")).strip() for w in words]
-        word_polys = [points(_coords(w)) for w in words]
-        boxed = bool(words) and all(t and " " not in t for t in word_texts) and all(p is not None for p in word_polys)
-        if boxed:
-            texts = word_texts
-            boxes: list[Box] | None = [bounding_box(p) for p in word_polys if p is not None]
-        else:
-            texts = _text(line.find("{*}TextEquiv/{*}Unicode")).split()
-            if not texts and all(word_texts):
-                texts = " ".join(word_texts).split()
-            boxes = None
-        _add_line(out, order, line, polygon, region, texts, boxes)
+        parent = line.getparent()
+        region = points(_coords(parent)) if parent is not None else None
+        _add_line(out, order, line, polygon, region, words)
     return out
 
 
@@ -152,27 +263,28 @@ def _read_alto(root: etree._Element, source: str) -> LayoutPage:
     page = pages[0]
     image = _text(root.find("{*}Description/{*}sourceImageInformation/{*}fileName")).strip()
     out = LayoutPage("alto", image, _size(page.get("WIDTH"), page.get("HEIGHT")))
+    entities = document_entities(root)
     for order, line in _lines(page):
+        words = line_words(line, "alto", entities)
         polygon = _alto_outline(line)
         if polygon is None:
-            out.problems.append((line.sourceline or 0, "text line without a box or polygon"))
+            out.problems.append((line.sourceline or 0, "text line without a readable box or polygon", len(words.texts)))
             continue
         parent = line.getparent()
         region = _alto_outline(parent) if parent is not None else None
-        strings = _children(line, "String")
-        contents = [(s.get("CONTENT") or "").strip() for s in strings]
-        word_boxes = [_alto_box(s) for s in strings]
-        boxed = bool(strings) and all(c and " " not in c for c in contents) and all(b is not None for b in word_boxes)
-        texts = contents if boxed else " ".join(contents).split()
-        _add_line(out, order, line, polygon, region, texts, [b for b in word_boxes if b] if boxed else None)
+        _add_line(out, order, line, polygon, region, words)
     return out
 
 
+def _text(element: etree._Element | None) -> str:
+    return (element.text or "") if element is not None else ""
+
+
 def _alto_box(element: etree._Element) -> Box | None:
-    try:
-        x, y, w, h = (float(element.get(k, "")) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
-    except ValueError:
+    values = [number(element.get(k)) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
+    if any(v is None for v in values):
         return None
+    x, y, w, h = (float(v) for v in values if v is not None)
     if w <= 0 or h <= 0:
         return None
     x0, y0 = round(x), round(y)
@@ -194,10 +306,8 @@ def _alto_outline(element: etree._Element) -> np.ndarray | None:
 
 
 def _size(width: str | None, height: str | None) -> tuple[int, int] | None:
-    try:
-        return int(float(width or "")), int(float(height or ""))
-    except ValueError:
-        return None
+    w, h = number(width), number(height)
+    return (int(w), int(h)) if w is not None and h is not None else None
 
 
 def _add_line(
@@ -206,13 +316,14 @@ def _add_line(
     line: etree._Element,
     polygon: np.ndarray,
     region: np.ndarray | None,
-    texts: list[str],
-    boxes: list[Box] | None,
+    words: LineWords,
 ) -> None:
     where = line.sourceline or 0
-    if not texts:
-        out.problems.append((where, "text line without a transcription"))
-    elif any("|" in t for t in texts):
-        out.problems.append((where, "transcription holds '|', IAM's word separator"))
+    if words.problem:
+        out.problems.append((where, words.problem, 0))
+    elif not words.texts:
+        out.problems.append((where, "text line without a transcription", 0))
+    elif any("|" in t for t in words.texts):
+        out.problems.append((where, "transcription holds '|', IAM's word separator", len(words.texts)))
     else:
-        out.lines.append(LayoutLine(order, where, polygon, region, texts, boxes))
+        out.lines.append(LayoutLine(order, where, polygon, region, words.texts, words.boxes))

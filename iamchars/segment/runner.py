@@ -12,7 +12,7 @@ import pandas as pd
 from iamchars.config import SegmentConfig
 from iamchars.fileio import read_gray
 from iamchars.fonts import FontMetrics, load_font
-from iamchars.iam.corpus import image_path
+from iamchars.iam.corpus import MIN_PX_PER_CHAR, NARROW_LINE, image_path
 from iamchars.segment.align.alignment import AlignmentWord
 from iamchars.segment.evaluate import box_iou
 from iamchars.segment.pipeline import WordBox, clip_to_image, line_alignment_words, segment_line
@@ -224,7 +224,8 @@ class FoundWords:
 def find_form_words(root: Path, lines: pd.DataFrame, cfg: SegmentConfig) -> FoundWords:
     """Word boxes of lines that have a transcription but no word rows, found in each line's ink
     (`segment.words`). A word gets IAM's id: its line's id and its index in the transcription, two digits.
-    A line whose image cannot be read, or whose ink holds no place for its words, is rejected."""
+    A line whose image cannot be read, that is too narrow for its transcription, or whose ink holds no place
+    for its words, is rejected."""
     font = load_font(cfg.font, cfg.font_size)
     rows: list[tuple] = []
     out = FoundWords(pd.DataFrame(columns=FOUND_COLUMNS))
@@ -232,6 +233,9 @@ def find_form_words(root: Path, lines: pd.DataFrame, cfg: SegmentConfig) -> Foun
     for line_id, lx, ly, lw, lh, graylevel, transcription in zip(*columns, strict=True):
         path = image_path(root, "lines", line_id)
         texts = [t for t in str(transcription).split("|") if t]
+        if MIN_PX_PER_CHAR * sum(map(len, texts)) > lw:  # checked first: the finder's work grows with the text
+            out.rejects.append(_reject(path, line_id, NARROW_LINE, "words"))
+            continue
         try:
             gray = _read_sized(path, lw, lh, "line")
         except ValueError as exc:

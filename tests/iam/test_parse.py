@@ -282,3 +282,14 @@ def test_xml_ids_and_numbers_are_checked_with_their_line() -> None:
     table = rejects.frame()
     assert table["line"].tolist() == [5, 6, 7, 9] and (table["file"] == "xml/a01-000x.xml").all()
     assert "must be integers" in table["reason"].iloc[1] and "not of line" in table["reason"].iloc[2]
+
+
+def test_texts_are_put_in_nfc_and_every_word_row_is_checked_alike() -> None:
+    from iamchars.iam.corpus import NARROW_BOX, word_problems
+    from iamchars.iam.parse import decode_lines
+
+    assert decode_lines("w-00 ok cafe\u0301\n".encode(), "ascii/words.txt", Rejects()) == ["w-00 ok caf\u00e9"]
+    words = pd.DataFrame({"text": ["abc", "abcdef", "q\u0303", "ok"], "w": [6, 11, 40, 40]})
+    problems = word_problems(words).tolist()
+    assert problems[:2] == ["", NARROW_BOX]  # 2 px per character: 6 px hold "abc", 11 px not "abcdef"
+    assert problems[2].startswith("transcription holds the combining mark U+0303") and problems[3] == ""

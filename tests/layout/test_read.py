@@ -77,7 +77,10 @@ def test_lines_words_and_word_boxes_are_read(data: bytes) -> None:
 def test_lines_without_text_or_outline_are_left_out_with_their_xml_line() -> None:
     page = read_layout(PAGE, "x.xml")
     assert [line.order for line in page.lines] == [0, 1]
-    assert page.problems == [(17, "text line without a transcription"), (18, "text line without Coords points")]
+    assert page.problems == [
+        (17, "text line without a transcription", 0),
+        (18, "text line without readable Coords points", 2),  # its two words count as lost
+    ]
 
 
 def test_malformed_xml_names_file_and_line() -> None:
@@ -152,3 +155,35 @@ def test_import_rejects_bad_pages_and_goes_on(tmp_path: Path) -> None:
     (src / "writers.csv").write_text("page,writer\ngood.xml,../x\n")
     with pytest.raises(LayoutCorpusError, match=r"writers.csv:2: writer '../x'"):
         import_corpus(src, tmp_path / "out" / ".import", progress=False)
+
+
+def test_numbers_that_are_not_coordinates_make_problems_not_crashes() -> None:
+    assert points("2.8e2,5 3,4 5,6").tolist() == [[280, 5], [3, 4], [5, 6]]  # scientific notation is one number
+    assert points("NaN,1 2,3 4,5") is None and points("1e999,1 2,3 4,5") is None
+    assert points("12345678901234567890,1 2,3 4,5") is None  # past MAX_COORDINATE, never an int64 overflow
+    alto = read_layout(ALTO.replace(b'HPOS="10" VPOS="50"', b'HPOS="NaN" VPOS="50"', 1), "x.xml")
+    assert alto.problems == [(11, "text line without a readable box or polygon", 2)]
+    alto = read_layout(ALTO.replace(b'WIDTH="50"', b'WIDTH="INF"'), "x.xml")
+    assert alto.lines[1].word_boxes is None  # one String without a box: the line's words are found
+    page = read_layout(PAGE.replace(b'imageWidth="200"', b'imageWidth="1e999"'), "x.xml")
+    assert page.size is None and len(page.lines) == 2
+
+
+def test_transcriptions_are_read_whole_from_the_main_text_equiv_in_nfc() -> None:
+    commented = PAGE.replace(b"Hello  world", b"neigh<!-- a note -->borhood caf\x65\xcc\x81")
+    assert read_layout(commented, "x.xml").lines[0].words == ["neighborhood", "caf\u00e9"]
+    entity = b'<?xml version="1.0"?><!DOCTYPE PcGts [<!ENTITY n "neigh">]>' + PAGE.split(b"?>", 1)[1]
+    assert read_layout(entity.replace(b"Hello  world", b"&n;borhood"), "x.xml").lines[0].words == ["neighborhood"]
+    two = PAGE.replace(
+        b"<TextEquiv><Unicode>Hello  world</Unicode></TextEquiv>",
+        b'<TextEquiv index="2"><Unicode>second</Unicode></TextEquiv>'
+        b'<TextEquiv index="1"><Unicode>first</Unicode></TextEquiv>',
+    )
+    assert read_layout(two, "x.xml").lines[0].words == ["first"]
+
+
+def test_an_entity_that_is_not_plain_text_makes_the_line_a_problem() -> None:
+    hostile = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]>' + PAGE.split(b"?>", 1)[1]
+    page = read_layout(hostile.replace(b"Hello  world", b"x&e;"), "x.xml")
+    assert page.problems[0][1].startswith("text holds the entity &e;")
+    assert [line.words for line in page.lines] == [["Two", "words"]]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from iamchars.cli import app
 from tests.corpora import subset
+from tests.layout.nodes import added_nodes
 from tests.layout.schemas import schema
 from tools.iam_to_layout import iam_to_layout
 
@@ -71,6 +72,8 @@ def test_pen_dev_as_page_or_alto_gives_the_iam_layouts_boxes(pen_dev: Path, tmp_
         tree = etree.parse(str(xml))
         assert schema(fmt).validate(tree), schema(fmt).error_log.last_error
         glyphs += len(tree.findall(".//{*}Glyph"))
+        added = added_nodes((pages / xml.name).read_bytes(), xml.read_bytes())
+        assert {etree.QName(e).localname for e in added} == {"Glyph"}  # nothing but Glyphs in the user's words
     assert glyphs == len(from_layout)
 
 
@@ -93,9 +96,20 @@ def test_lines_without_word_boxes_get_found_words_written_back(pen_dev: Path, tm
     union = pd.concat([joined["word_x"] + joined["word_w"], joined["tx"] + joined["tw"]], axis=1).max(axis=1)
     x_iou = (right - left).clip(lower=0) / (union - joined[["word_x", "tx"]].min(axis=1))
     assert (x_iou > 0.8).mean() > 0.8
-    tree = etree.parse(str(next((tmp_path / "ds0" / fmt).glob("*.xml"))))
+    written = next((tmp_path / "ds0" / fmt).glob("*.xml"))
+    tree = etree.parse(str(written))
     assert schema(fmt).validate(tree), schema(fmt).error_log.last_error
+    added = added_nodes((pages / written.name).read_bytes(), written.read_bytes())
     words = tree.findall(".//{*}Word" if fmt == "page" else ".//{*}String")
-    assert words and all("iamchars" in (w.get("id") or w.get("ID")) for w in words)
+    if fmt == "page":  # lines with their TextEquiv only: a new Word per word, with its found box
+        assert words and all("iamchars" in w.get("id") for w in words)
+        assert {etree.QName(e).localname for e in added} == {"Word"}
+    else:  # the file's own Strings (without boxes) are kept as they were, and get the Glyphs
+        assert words and not any("iamchars" in w.get("ID") for w in words)
+        assert {etree.QName(e).localname for e in added} == {"Glyph"}
+        written_glyphs = sum(
+            len(etree.parse(str(p)).findall(".//{*}String/{*}Glyph")) for p in written.parent.glob("*.xml")
+        )
+        assert written_glyphs == len(manifest)
     card = (tmp_path / "ds0" / "card.md").read_text()
     assert "**found** in their lines' ink" in card and "writers: writers.csv." in card
