@@ -12,7 +12,7 @@ DEMO := data/demo
 IAM_RAW ?= data/raw/iam
 IAM_OUT ?= data/processed/iam
 
-.PHONY: venv demo iam test lint bench faults box-gap zoo aligner-weights clean
+.PHONY: venv demo iam test test-fast lint bench faults box-gap zoo aligner-weights clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,10 @@ iam: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The edit loop: every test but those marked slow (dataset builds, trainings, self-training).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check iamchars tests tools

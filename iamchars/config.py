@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import re
@@ -61,6 +62,19 @@ def bounded(default: Any, lo: float | None = None, hi: float | None = None, shap
 def one_of(default: str, *choices: str) -> Any:
     """A text field with its allowed values."""
     return field(default=default, metadata={"choices": (default, *choices)})
+
+
+def registered(default: str, registry: str, *also: str) -> Any:
+    """A text field whose allowed values are the names of a registry kept beside the code they name
+    (`module:ATTRIBUTE`, a mapping), plus `also`. The registry is read only to check a value other than the
+    default (a test keeps every default registered), so loading a config imports nothing heavy (torch)."""
+    return field(default=default, metadata={"registry": registry, "also": also})
+
+
+def registry_names(registry: str) -> tuple[str, ...]:
+    """The names a `module:ATTRIBUTE` registry holds, in its order."""
+    module, attribute = registry.split(":")
+    return tuple(getattr(importlib.import_module(module), attribute))
 
 
 DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?|mps"
@@ -176,9 +190,10 @@ class AlignConfig:
 
 @dataclass
 class SegmentConfig:
-    method: str = one_of("aligned", "refined", "seed")
-    """"seed" (line-statistics band + linear font alignment), "refined" (font cuts fitted to the ink) or
-    "aligned" (refined cuts re-aligned by a network self-trained on the corpus's own word labels)."""
+    method: str = registered("aligned", "iamchars.segment.methods:METHODS")
+    """A segmentation method of `segment/methods.py`: "aligned" (refined cuts re-aligned by a network
+    self-trained on the corpus's own word labels), "refined" (font cuts fitted to the ink) or "seed" (the
+    line-statistics band with a linear font alignment)."""
     k_std: float = bounded(1.5, 0.1, 10.0)
     """Vertical band half-height in line-ink standard deviations."""
     font: str = font_field("dancing-script")
@@ -234,9 +249,10 @@ class SegmentConfig:
 class ExportConfig:
     size: int = bounded(32, 16, 256)
     """Tile side S in pixels."""
-    layout: str = one_of("none", "page", "alto")
-    """With a PAGE or ALTO input (`--corpus`): also write its files back, into OUT/page/ or OUT/alto/, with a
-    Glyph per exported character (its box and score) under its word."""
+    layout: str = registered("none", "iamchars.layout.formats:FORMATS", "none")
+    """With a PAGE or ALTO input (`--corpus`): also write its files back in this format of
+    `layout/formats.py` ("page", "alto"), into OUT/<format>/, with a Glyph per exported character (its box
+    and score) inside its word; "none" writes none."""
     classes: str = one_of("byclass", "bymerge", "letters", "digits")
     """byclass (62), bymerge (47), letters (26, case-folded), digits (10)."""
     punctuation: bool = False
@@ -265,8 +281,8 @@ class ExportConfig:
 
 @dataclass
 class TrainConfig:
-    model: str = "resnet"
-    """Architecture: lenet5, vgg or resnet (`train.models.MODELS`)."""
+    model: str = registered("resnet", "iamchars.train.models:MODELS")
+    """Architecture: a model of `train/models.py` (lenet5, vgg, resnet)."""
     epochs: int = bounded(12, 1, 10_000)
     """Passes over the training split."""
     batch_size: int = bounded(256, 1, 1 << 20)
@@ -451,6 +467,11 @@ def _validate_section(section: Any, prefix: str) -> None:
             raise ConfigError(f"{where}: must be <= {hi}")
         if choices is not None and value not in choices:
             raise ConfigError(f"{where}: must be one of {', '.join(choices)}")
+        registry = spec.metadata.get("registry")
+        if registry is not None and value != spec.default:
+            names = (*registry_names(registry), *spec.metadata["also"])
+            if value not in names:
+                raise ConfigError(f"{where}: must be one of {', '.join(names)}")
 
 
 def _check_fonts(where: str, names: list[Any]) -> None:

@@ -55,3 +55,27 @@ def test_typed_values_win_over_overrides_and_devices_and_fonts_that_exist_pass()
     cfg = load_config(None, ["train.lr=0.1", "train.device='cuda:1'"], {"train.lr": 0.2, "train.epochs": None})
     assert cfg.train.lr == 0.2 and cfg.train.epochs == 12 and cfg.train.device == "cuda:1"
     assert load_config(None, ["segment.font='kalam'"]).segment.font == "kalam"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("pipelines/*.toml")), ids=lambda p: p.name)
+def test_every_pipeline_config_loads_and_names_registered_things(path: Path) -> None:
+    from iamchars.layout.formats import FORMATS
+    from iamchars.segment.methods import METHODS
+    from iamchars.train.models import MODELS
+
+    cfg = load_config(path)
+    assert cfg.name == path.stem
+    assert cfg.segment.method in METHODS and cfg.train.model in MODELS
+    assert cfg.export.layout in ("none", *FORMATS)
+
+
+def test_registry_fields_check_their_registry_and_defaults_are_registered() -> None:
+    from iamchars.config import ExportConfig, SegmentConfig, TrainConfig
+    from iamchars.segment.methods import METHODS
+
+    assert SegmentConfig().method in METHODS and ExportConfig().layout == "none" and TrainConfig().model
+    with pytest.raises(ConfigError, match=r"^segment.method = 'fancy': must be one of aligned, refined, seed$"):
+        load_config(None, ["segment.method='fancy'"])
+    with pytest.raises(ConfigError, match=r"export.layout = 'hocr': must be one of page, alto, none$"):
+        load_config(None, ["export.layout='hocr'"])
+    assert load_config(None, ["export.layout='alto'"]).export.layout == "alto"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from iamchars.data import load_split
 from iamchars.dataset.crops import box_geometry
+from iamchars.errors import UserError
+
+pytestmark = pytest.mark.slow  # on a built dataset
 
 
 @pytest.fixture()
@@ -72,3 +77,18 @@ def test_loading_api_numpy_pandas_and_torch(built: Path) -> None:
         load_split(built / "nowhere", "train")
     with pytest.raises(UserError, match="split must be one of"):
         load_split(built, "dev")
+
+
+def test_the_format_version_means_something(built: Path, tmp_path: Path) -> None:
+    from iamchars.dataset.format import FORMAT_COLUMNS, FORMAT_VERSION, MANIFEST_COLUMNS, RECORD, verify
+
+    # a manifest column added, renamed or moved fails here until FORMAT_VERSION is bumped with its columns
+    assert FORMAT_COLUMNS[FORMAT_VERSION].split() == MANIFEST_COLUMNS
+    assert verify(built)["format"] == FORMAT_VERSION
+    for version, word in ((FORMAT_VERSION + 1, "newer"), (FORMAT_VERSION - 1, "older")):
+        copy = tmp_path / f"v{version}"
+        shutil.copytree(built, copy)
+        record = json.loads((copy / RECORD).read_text())
+        (copy / RECORD).write_text(json.dumps({**record, "format": version}))
+        with pytest.raises(UserError, match=rf"a dataset of format {version}; this iamchars reads format .* {word}"):
+            load_split(copy, "train")

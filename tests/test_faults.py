@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from iamchars.cli import app
 from tests.faults import TRIALS, Outcome, Trial, Workspace, file_size_limit, prepare
 
+pytestmark = pytest.mark.slow  # every trial runs the CLI end to end, after a dataset build and a training
+
 runner = CliRunner()
 
 

@@ -35,17 +35,18 @@ def bench_segment(work: Path) -> None:
     """One process, image decoding included: words per second per core."""
     from iamchars.config import SegmentConfig
     from iamchars.iam.corpus import load_corpus
+    from iamchars.segment.methods import METHODS
     from iamchars.segment.runner import segment_form
 
     corpus = load_corpus(work / "iam")
     words = corpus.words[corpus.words["valid"]]
     by_form = [(lines, words[words["form_id"] == f]) for f, lines in corpus.lines.groupby("form_id")]
-    for method in ("seed", "refined"):
+    for method in (m.name for m in METHODS.values() if m.corpus_pass is None):  # aligned has its own line
         cfg = SegmentConfig(method=method)
-        segment_form(work / "iam", *by_form[0], cfg)  # warm the font caches
+        segment_form(work / "iam", *by_form[0], cfg, METHODS[method].line)  # warm the font caches
         start = time.perf_counter()
         for lines, form_words in by_form:
-            segment_form(work / "iam", lines, form_words, cfg)
+            segment_form(work / "iam", lines, form_words, cfg, METHODS[method].line)
         elapsed = time.perf_counter() - start
         rate = len(words) / elapsed
         print(
@@ -61,8 +62,8 @@ def bench_aligned(work: Path) -> None:
     from iamchars.iam.corpus import load_corpus
     from iamchars.nn import pick_device
     from iamchars.parallel import ordered_map
-    from iamchars.segment.align.corpus import StripJob, initial_weights, strips_of_form
     from iamchars.segment.align.selftrain import movable_words, self_train
+    from iamchars.segment.aligned import StripJob, initial_weights, strips_of_form
 
     corpus = load_corpus(work / "iam")
     cfg = SegmentConfig(method="aligned")

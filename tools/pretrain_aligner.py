@@ -12,7 +12,8 @@ import torch
 
 from iamchars.nn import save_state
 from iamchars.parallel import usable_cpus
-from iamchars.segment.align.pretrain import WEIGHTS, shipped_weights
+from iamchars.segment.align import WEIGHTS
+from iamchars.segment.pretrain import shipped_weights
 
 
 def main(argv: list[str]) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -76,13 +76,16 @@ def command(name: str | None = None, resume_hint: str = RERUN) -> Callable[[F], 
     return register
 
 
-def cfg_option(section: type, key: str, help: str, *flags: str) -> Any:
+def cfg_option(section: type, key: str, help: str, *flags: str, choices: Iterable[str] = ()) -> Any:
     """A typer option for a config field: its range or choices (checked before any work) and its default
-    from the dataclass, both shown in --help. Its CLI default is None so the config file keeps priority."""
+    from the dataclass, both shown in --help. A field whose choices are a registry's names lists those given
+    as `choices` (the registry, read by the command file). Its CLI default is None so the config file keeps
+    priority."""
     limits = field_limits(section, key)
     default = default_of(section, key)
-    if "choices" in limits:
-        help = f"{help} ({', '.join(limits['choices'])})"
+    listed = tuple(limits.get("choices", ())) or tuple(choices)
+    if listed:
+        help = f"{help} ({', '.join(listed)})"
     shown = str(default).lower() if isinstance(default, bool) else str(default)
     return typer.Option(*flags, help=help, min=limits.get("min"), max=limits.get("max"), show_default=shown)
 

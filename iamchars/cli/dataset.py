@@ -12,7 +12,8 @@ import typer
 from iamchars.cli.common import ConfigOpt, SetOpt, cfg_option, command, fail, load_cfg, output_dir
 from iamchars.config import ExportConfig, SegmentConfig
 from iamchars.fileio import folder_lock
-from iamchars.layout.read import FORMATS
+from iamchars.layout.formats import FORMATS
+from iamchars.segment.methods import METHODS
 
 IMPORT_FOLDER = ".import"
 """Where a PAGE/ALTO corpus is made into an IAM root, inside the dataset folder, until the dataset is built."""
@@ -30,13 +31,18 @@ def build_dataset_cmd(
     layout_format: Annotated[
         str | None,
         typer.Option(
-            "--format", help="with --corpus: read only PAGE (page) or only ALTO (alto) files", show_default="both"
+            "--format",
+            help=f"with --corpus: read only files of this format ({', '.join(FORMATS)})",
+            show_default="all",
         ),
     ] = None,
     write: Annotated[
         str | None,
         cfg_option(
-            ExportConfig, "layout", "with --corpus: write its PAGE or ALTO files back with a Glyph per character"
+            ExportConfig,
+            "layout",
+            "with --corpus: write its files of this format back with a Glyph per character",
+            choices=("none", *FORMATS),
         ),
     ] = None,
     ignore_word_boxes: Annotated[
@@ -48,7 +54,7 @@ def build_dataset_cmd(
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="dataset folder")] = Path("data/processed/iam"),
-    method: Annotated[str | None, cfg_option(SegmentConfig, "method", "segmentation method")] = None,
+    method: Annotated[str | None, cfg_option(SegmentConfig, "method", "segmentation method", choices=METHODS)] = None,
     classes: Annotated[str | None, cfg_option(ExportConfig, "classes", "class set")] = None,
     punctuation: Annotated[
         bool | None,
@@ -117,7 +123,7 @@ def build_dataset_cmd(
     if corpus is not None and iam_root is not None:
         raise fail("give --iam-root or --corpus, not both", 2)
     if corpus is None and layout_format is not None:
-        raise fail("--format goes with --corpus (a folder of PAGE or ALTO files)", 2)
+        raise fail("--format goes with --corpus (a folder of layout files: page images with PAGE XML or ALTO)", 2)
     if layout_format not in (None, *FORMATS):
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {layout_format!r}", 2)
     source = corpus if corpus is not None else iam_root or Path("data/raw/iam")

@@ -16,17 +16,16 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from iamchars import __version__
-from iamchars.config import PipelineConfig, SegmentConfig
+from iamchars.config import PipelineConfig
 from iamchars.dataset import qa as qa_pictures
 from iamchars.dataset.card import render_card
 from iamchars.dataset.classes import ClassSet, class_set
@@ -56,21 +55,17 @@ from iamchars.fileio import (
     write_table,
     write_text,
 )
-from iamchars.iam.corpus import NARROW_BOX, IAMCorpus, image_path, load_corpus, word_problems
-from iamchars.iam.rejects import REJECT_COLUMNS
+from iamchars.iam.corpus import NARROW_BOX, IAMCorpus, image_path, load_corpus
+from iamchars.iam.rejects import Reject, reject_frame, reject_row
 from iamchars.layout.convert import LayoutCorpus
-from iamchars.layout.write import add_glyphs, glyphs_by_line
+from iamchars.layout.formats import write_glyphs
+from iamchars.layout.write import glyphs_by_line
 from iamchars.parallel import ordered_map, resolve_workers
-from iamchars.segment.pipeline import line_geometry
-from iamchars.segment.runner import (
-    BOX_COLUMNS,
-    FoundWords,
-    boxes_table,
-    find_form_words,
-    load_line_images,
-    segment_form,
-)
+from iamchars.progress import progress_bar
+from iamchars.segment.pipeline import Cuts
+from iamchars.segment.runner import load_line_images
 from iamchars.segment.selfcheck import summarize_check
+from iamchars.segment.stage import corpus_cuts, given_form, segment_form, unboxed_lines, with_found_words
 
 
 class DatasetError(UserError, ValueError):
@@ -88,24 +83,18 @@ class FormJob:
     cfg: PipelineConfig
     classes: ClassSet
     source: str
-    aligned: dict[str, np.ndarray] | None = None
-    """The `aligned` method's cuts of this form's words."""
-
-
-def _gt_boxes(words: pd.DataFrame, gt: pd.DataFrame) -> pd.DataFrame:
-    rows = gt[gt["word_id"].isin(set(words["word_id"]))]
-    return boxes_table(list(rows.assign(score=1.0, check_iou=np.nan)[BOX_COLUMNS].itertuples(index=False, name=None)))
+    cuts: Cuts | None = None
+    """The method's corpus-pass cuts of this form's words, where the method has a corpus pass."""
 
 
 def process_form(job: FormJob) -> dict[str, Any]:
     """Segment (or take true boxes), crop, write the PNGs and the form's shard; returns its counts."""
     exp = job.cfg.export
     if job.gt is None:
-        seg = segment_form(job.root, job.lines, job.words, job.cfg.segment, job.aligned)
-        boxes, loaded = seg.boxes, seg.lines
+        seg = segment_form(job.root, job.lines, job.words, job.cfg.segment, job.cuts)
     else:
-        loaded = load_line_images(job.root, job.lines, job.words)
-        boxes = _gt_boxes(job.words, job.gt)
+        seg = given_form(job.root, job.lines, job.words, job.gt, job.cfg.segment)
+    boxes, loaded = seg.boxes, seg.lines
     images, rejects = loaded.images, list(loaded.rejects)
     word_info = {
         wid: (lid, split, writer, text, flag, found, (x, y, w, h))
@@ -130,10 +119,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
     rows: list[ManifestRow] = []
     crops: list[np.ndarray] = []
     levels = {lid: paper_and_ink_levels(img) for lid, img in images.items()}
-    graylevels = dict(zip(job.lines["line_id"].tolist(), job.lines["graylevel"].tolist(), strict=True))
-    stats = {  # the line's ink mean row and std: its scale, for line crops and each box's geometry
-        lid: line_geometry(img, int(graylevels[lid]), job.cfg.segment) for lid, img in images.items()
-    }
+    stats = seg.geometry  # the line's ink mean row and std: its scale, for line crops and each box's geometry
     for b in boxes.itertuples(index=False):
         line_id, split, writer, text, flag, word_box, (wx, wy, ww, wh) = word_info[b.word_id]
         label = mapping.get(b.char)
@@ -156,27 +142,11 @@ def process_form(job: FormJob) -> dict[str, Any]:
         else:
             crop = crop_box(gray, box) if b.w > 0 and b.h > 0 else None
         if crop is None:
-            rejects.append(
-                {
-                    "stage": "crop",
-                    "file": line_id,
-                    "line": None,
-                    "item_id": char_id,
-                    "reason": "box outside its line image or empty",
-                }
-            )
+            rejects.append(reject_row("crop", line_id, None, char_id, "box outside its line image or empty"))
             continue
         tile = normalize_crop(crop, paper, ink, exp.size)
         if tile.max() == 0:
-            rejects.append(
-                {
-                    "stage": "crop",
-                    "file": line_id,
-                    "line": None,
-                    "item_id": char_id,
-                    "reason": "crop holds no ink",
-                }
-            )
+            rejects.append(reject_row("crop", line_id, None, char_id, "crop holds no ink"))
             continue
         rel = f"images/{split}/{job.classes.folder(label)}/{char_id}.png" if exp.write_png else ""
         rows.append(
@@ -305,72 +275,6 @@ def _usable_words(corpus: IAMCorpus, include_err: bool) -> pd.DataFrame:
     return words if include_err else words[words["flag"] == "ok"]
 
 
-def _unboxed_lines(corpus: IAMCorpus, cfg: PipelineConfig) -> pd.DataFrame:
-    """The usable lines that have a transcription but no word row in the input (not even a rejected one):
-    their words are found in their ink. A words file that is there but holds no row at all is a broken
-    input, not a statement that the lines are unboxed: nothing is found then."""
-    lines = corpus.lines
-    words_file = corpus.root / "ascii" / "words.txt"
-    if words_file.is_file() and corpus.input_word_rows == 0 and not cfg.parse.ignore_word_boxes:
-        return lines.iloc[:0]
-    rejected = corpus.rejects.loc[corpus.rejects["file"] == "ascii/words.txt", "item_id"].astype(str)
-    boxed = set(corpus.words["line_id"]) | set(rejected.str.rsplit("-", n=1).str[0])
-    usable = (
-        lines["valid"]
-        & lines["split"].isin(SPLITS)
-        & ~lines["line_id"].isin(boxed)
-        & (lines["transcription"].str.strip("|").str.len() > 0)
-    )
-    lines = lines[usable]
-    return lines if cfg.export.include_err else lines[lines["flag"] == "ok"]
-
-
-@dataclass(frozen=True)
-class FindJob:
-    root: Path
-    lines: pd.DataFrame
-    cfg: SegmentConfig
-
-
-def _find_words(job: FindJob) -> FoundWords:
-    return find_form_words(job.root, job.lines, job.cfg)
-
-
-def with_found_words(corpus: IAMCorpus, lines: pd.DataFrame, cfg: PipelineConfig, progress: bool) -> IAMCorpus:
-    """The corpus with the words of `lines` found in their ink (form by form, in worker processes): word rows
-    like the given ones, marked `word_box` "found", and every token of a line whose words could not be found
-    counted as a rejected word row."""
-    if lines.empty:
-        return corpus
-    jobs = [FindJob(corpus.root, group, cfg.segment) for _, group in lines.groupby("form_id", sort=True)]
-    found: list[pd.DataFrame] = []
-    rejects: list[dict[str, object]] = []
-    bar = tqdm(total=len(lines), unit="line", desc="finding words", disable=not progress)
-    with bar:
-        for job, result in zip(
-            jobs, ordered_map(_find_words, jobs, resolve_workers(cfg.export.workers, len(jobs))), strict=True
-        ):
-            found.append(result.words)
-            rejects += result.rejects
-            bar.update(len(job.lines))
-    info = lines.set_index("line_id")[["form_id", "flag", "graylevel", "writer_id", "split"]]
-    words = pd.concat(found, ignore_index=True).join(info, on="line_id")
-    problems = word_problems(words)  # the very checks given words pass
-    rejects += [
-        {"stage": "validate", "file": "ascii/lines.txt", "line": None, "item_id": item, "reason": why}
-        for item, why in zip(words.loc[problems != "", "word_id"], problems[problems != ""], strict=True)
-    ]
-    words = words.assign(tag="", valid=problems == "", line_image_ok=True, image_ok=False, word_box="found")
-    words = words[list(corpus.words.columns)].astype(corpus.words.dtypes.to_dict())
-    tokens = int(lines["transcription"].str.split("|").map(lambda t: sum(bool(x) for x in t)).sum())
-    return replace(
-        corpus,
-        words=pd.concat([corpus.words, words], ignore_index=True),
-        rejects=pd.concat([corpus.rejects, pd.DataFrame(rejects, columns=REJECT_COLUMNS)], ignore_index=True),
-        input_word_rows=corpus.input_word_rows + tokens,
-    )
-
-
 def _top_reasons(rejects: pd.DataFrame) -> str:
     return "; ".join(f"{n:,} x {why}" for why, n in rejects["reason"].value_counts().head(2).items())
 
@@ -426,7 +330,7 @@ def build_dataset(
     _check_layout_output(cfg, layout)
     corpus = load_corpus(root, cfg.parse, cfg.split)
     timings["parse_s"] = time.perf_counter() - t0
-    corpus = with_found_words(corpus, _unboxed_lines(corpus, cfg), cfg, progress)
+    corpus = with_found_words(corpus, unboxed_lines(corpus, cfg), cfg, progress)
     timings["find_words_s"] = time.perf_counter() - t0 - timings["parse_s"]
     locate = layout.locate if layout is not None else _as_is
     if layout is not None:  # what the import could not read counts against the same limits
@@ -463,21 +367,10 @@ def build_dataset(
         else {}
     )
     t1 = time.perf_counter()
-    aligned: dict[str, np.ndarray] = {}
-    alignment: dict[str, Any] | None = None
-    if gt is None and cfg.segment.method == "aligned" and todo:
-        from iamchars.segment.align.corpus import align_corpus  # torch: only the learned method loads it
-
-        found = align_corpus(
-            Path(root),
-            lines_by_form,
-            words_by_form,
-            cfg.segment,
-            cfg.export.workers,
-            out / ".work" / "aligned_cuts.npz",
-            progress,
-        )
-        aligned, alignment = found.cuts, asdict(found.stats)
+    found = None
+    if gt is None and todo:
+        cache = out / ".work" / "corpus_cuts.npz"
+        found = corpus_cuts(Path(root), lines_by_form, words_by_form, cfg.segment, cfg.export.workers, cache, progress)
     timings["align_s"] = time.perf_counter() - t1
     jobs = [
         FormJob(
@@ -490,13 +383,13 @@ def build_dataset(
             cfg,
             classes,
             source,
-            {w: aligned[w] for w in words_by_form[f]["word_id"] if w in aligned} if aligned else None,
+            {w: found.cuts[w] for w in words_by_form[f]["word_id"] if w in found.cuts} if found is not None else None,
         )
         for f in todo
     ]
     t1 = time.perf_counter()
     expected = int(words[words["form_id"].isin(set(todo))]["text"].str.len().sum())
-    bar = tqdm(total=expected, unit="char", desc="build-dataset", disable=not progress, smoothing=0.1)
+    bar = progress_bar(total=expected, unit="char", desc="build-dataset", disable=not progress, smoothing=0.1)
     chars_per_form = words.assign(n=words["text"].str.len()).groupby("form_id")["n"].sum()
     with bar:
         for result in ordered_map(process_form, jobs, resolve_workers(cfg.export.workers, len(jobs))):
@@ -526,7 +419,7 @@ def build_dataset(
         summary.update(
             word_boxes={kind: int((words["word_box"] == kind).sum()) for kind in ("given", "found")},
             timings=timings,
-            alignment=alignment,
+            alignment=found.stats if found is not None else None,
             source=source,
             config=cfg.to_dict(),
             root=str(layout.source if layout is not None else root),
@@ -567,7 +460,7 @@ def _write_layout(stage: Path, layout: LayoutCorpus, manifest: pd.DataFrame, fmt
         lines = by_form.get(form_id)
         order = dict(zip(lines["line_id"], lines["order"].astype(int), strict=True)) if lines is not None else {}
         found = glyphs_by_line(chars.get(form_id, manifest.iloc[:0]), order)
-        data, report = add_glyphs(read_bytes(inside(layout.source, xml)), xml, found)
+        data, report = write_glyphs(read_bytes(inside(layout.source, xml)), xml, found)
         own_glyphs += report.words_with_own_glyphs
         unmatched += [f"{xml}:{n}" for n in report.lines_not_matched]
         target = inside(stage, fmt, xml)
@@ -655,7 +548,7 @@ def _merge(
     rejects report in `out/failed-rejects.csv`)."""
     rows: list[list[Any]] = []  # ManifestRow values, as the shards hold them
     crops: list[np.ndarray] = []
-    rejects: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
     excluded: Counter[str] = Counter()
     below = seen = 0
     for form in form_ids:
@@ -669,8 +562,7 @@ def _merge(
     manifest = manifest_table(rows)
     geometry = box_geometry(manifest)
     images = np.concatenate(crops) if crops else np.zeros((0, cfg.export.size, cfg.export.size), np.uint8)
-    found = locate(pd.DataFrame(rejects, columns=REJECT_COLUMNS).astype({"line": "Int64"}))
-    all_rejects = pd.concat([corpus.rejects, found], ignore_index=True)
+    all_rejects = pd.concat([corpus.rejects, locate(reject_frame(rejects))], ignore_index=True)
     bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}  # not those composed from word images
     lost = int(corpus.input_word_rows - corpus.words["valid"].sum() + words["line_id"].isin(bad_lines).sum())
     if manifest.empty or lost > cfg.export.max_reject_share * corpus.input_word_rows:

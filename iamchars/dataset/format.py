@@ -23,9 +23,13 @@ import pandas as pd
 
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_path, read_bytes, write_json, write_table
+from iamchars.layout.formats import FORMATS
 
 RECORD = "dataset.json"
 FORMAT_VERSION = 1
+"""The version of the dataset's files, in its record. Bumped whenever what a reader finds changes (a manifest
+column added, renamed or retyped; an array or file added), with its manifest columns in FORMAT_COLUMNS: a test
+fails until both are done. Readers refuse a dataset of any other version, naming both."""
 SPLITS = ("train", "val", "test")
 DATA_FILES = (
     "manifest.parquet",
@@ -37,7 +41,8 @@ DATA_FILES = (
 )
 """Files whose bytes the record pins (the QA pictures under qa/ and the PAGE/ALTO files under page/ and alto/
 are pinned too, whatever their names)."""
-LAYOUT_FOLDERS = ("page", "alto")
+LAYOUT_FOLDERS = tuple(FORMATS)
+"""The folders `--write` fills, one per layout format (`layout/formats.py`)."""
 OWNED = (
     "manifest.parquet",
     "manifest.csv",
@@ -102,6 +107,13 @@ class ManifestRow(NamedTuple):
 
 
 MANIFEST_COLUMNS = list(ManifestRow._fields)
+FORMAT_COLUMNS = {
+    1: (
+        "char_id word_id line_id form_id writer_id split char char_index label x y w h score check_iou bounds_from "
+        "line_mean_y line_std word_text word_flag word_box word_x word_y word_w word_h source image"
+    ),
+}
+"""The manifest's columns in each format version, space-separated."""
 MANIFEST_DTYPES = {
     "char_index": "int32",
     "label": "int32",
@@ -219,6 +231,14 @@ def verify(root: Path) -> dict[str, Any]:
         raise DatasetFormatError(
             f"{root / RECORD}: unreadable completion record ({exc}); rebuild the dataset"
         ) from None
+    version = record.get("format")
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        fix = "upgrade iamchars to read it" if newer else "rebuild it with `iamchars build-dataset`"
+        raise DatasetFormatError(
+            f"{root}: a dataset of format {version!r}; this iamchars reads format {FORMAT_VERSION} "
+            f"({'a newer' if newer else 'an older'} one): {fix}"
+        )
     for rel, expected in files.items():
         path = root / rel
         if not path.is_file():

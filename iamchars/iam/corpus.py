@@ -61,9 +61,6 @@ class IAMCorpus:
     input_word_rows: int = 0
     """Word rows in the input (parsed or rejected), the base of the rejected share."""
 
-    def line_image(self, line_id: str) -> Path:
-        return image_path(self.root, "lines", line_id)
-
 
 def image_path(root: Path, kind: str, item_id: str) -> Path:
     """IAM's image layout: `lines/a01/a01-000u/a01-000u-00.png`, `words/a01/a01-000u/a01-000u-00-00.png`.

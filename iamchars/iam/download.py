@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from iamchars.errors import UserError
 from iamchars.fileio import FULL_ERRNOS, disk_full, write_json
 from iamchars.iam.archives import extract_archive, link_or_copy
+from iamchars.progress import progress_bar
 
 DEFAULT_BASE_URL = "https://fki.tic.heia-fr.ch"
 LOGIN_PATH = "/login"
@@ -183,7 +182,7 @@ class IAMClient:
             total = _total_size(resp, have)
             if resp.status == 200 and have:
                 have = 0  # the server ignored Range: start again
-            bar = tqdm(
+            bar = progress_bar(
                 total=total,
                 initial=have,
                 unit="B",

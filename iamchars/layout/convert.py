@@ -24,7 +24,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from iamchars.errors import UserError
 from iamchars.fileio import (
@@ -42,9 +41,11 @@ from iamchars.fileio import (
 )
 from iamchars.iam.corpus import image_path
 from iamchars.iam.parse import ID_PART
-from iamchars.iam.rejects import REJECT_COLUMNS
-from iamchars.layout.read import FORMATS, LayoutError, LayoutPage, bounding_box, read_layout
+from iamchars.iam.rejects import REJECT_COLUMNS, Reject, reject_frame, reject_row
+from iamchars.layout.formats import FORMATS, read_layout
+from iamchars.layout.read import LayoutError, LayoutPage, bounding_box
 from iamchars.parallel import ordered_map, resolve_workers
+from iamchars.progress import progress_bar
 
 WRITERS_FILE = "writers.csv"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -71,7 +72,7 @@ class LayoutCorpus:
     """PAGE_COLUMNS: each form's XML file (relative to `source`), its format and image, its writer."""
     lines: pd.DataFrame
     """LINE_COLUMNS: each line's text-line position in its file, and whether the file boxed its words."""
-    rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECT_COLUMNS))
+    rejects: pd.DataFrame = field(default_factory=lambda: reject_frame([]))
     writers_from: str = ONE_WRITER_PER_PAGE
     counts: dict[str, int] = field(default_factory=dict)
     """xml_files (found), pages_lost (not read at all), words_lost (words of text lines not imported)."""
@@ -120,7 +121,7 @@ class PageResult:
     lines: list[tuple[str, str, int, bool, str, int]] = field(default_factory=list)
     image: str = ""
     format: str = ""
-    rejects: list[dict[str, object]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     words_lost: int = 0
     """Words of the file's text lines that were not imported (the line or the whole page was left out)."""
     read: bool = True
@@ -187,8 +188,8 @@ def crop_line(page: np.ndarray, polygon: np.ndarray, region: np.ndarray | None) 
     return np.where(mask > 0, crop, paper).astype(np.uint8), (x0, y0)
 
 
-def _reject(xml: str, line: int | None, item: str, reason: str) -> dict[str, object]:
-    return {"stage": "layout", "file": xml, "line": line, "item_id": item, "reason": reason}
+def _reject(xml: str, line: int | None, item: str, reason: str) -> Reject:
+    return reject_row("layout", xml, line, item, reason)
 
 
 def convert_page(job: PageJob) -> PageResult:
@@ -298,11 +299,11 @@ def _walk(source: Path) -> Iterator[str]:
         yield from ((base / name).as_posix() for name in dirs if os.path.islink(Path(folder) / name))
 
 
-def list_xml(source: Path) -> tuple[list[str], list[dict[str, object]]]:
+def list_xml(source: Path) -> tuple[list[str], list[Reject]]:
     """The PAGE/ALTO candidates of the folder (`*.xml` in any case, METS.xml aside) that can be read: regular
     files, or links to one inside the folder. Every other `*.xml` entry is a reject saying why."""
     found: list[str] = []
-    rejects: list[dict[str, object]] = []
+    rejects: list[Reject] = []
     for rel in _walk(source):
         if not rel.lower().endswith(".xml") or Path(rel).name.lower() == "mets.xml":
             continue
@@ -346,7 +347,7 @@ def import_corpus(
     if not source.is_dir():
         raise LayoutCorpusError(f"--corpus {source}: no such folder")
     if fmt is not None and fmt not in FORMATS:
-        raise LayoutCorpusError(f"--format must be one of {FORMATS}, got {fmt!r}")
+        raise LayoutCorpusError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     xml_files, skipped = list_xml(source)
     if not xml_files:
         first = f" ({skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""
@@ -361,12 +362,14 @@ def import_corpus(
     ids = form_ids(xml_files)
     jobs = [PageJob(source, x, ids[x], stage) for x in xml_files]
     results: list[PageResult] = []
-    with tqdm(total=len(jobs), unit="page", desc=f"reading {fmt or 'PAGE/ALTO'} pages", disable=not progress) as bar:
+    with progress_bar(
+        total=len(jobs), unit="page", desc=f"reading {fmt or 'PAGE/ALTO'} pages", disable=not progress
+    ) as bar:
         for result in ordered_map(convert_page, jobs, resolve_workers(workers, len(jobs))):
             results.append(result)
             bar.update()
     pages, lines, line_rows, word_rows, form_rows = [], [], [], [], []
-    rejects: list[dict[str, object]] = list(skipped)
+    rejects: list[Reject] = list(skipped)
     counts = {"xml_files": len(xml_files) + len(skipped), "pages_lost": len(skipped), "words_lost": 0}
     warnings: list[str] = []
     images: dict[str, str] = {}  # each page image (its real path) -> the XML file it was read for
@@ -405,7 +408,7 @@ def import_corpus(
                 handle.write(HEADER.format(name=file, fmt=name) + "\n".join(rows) + "\n")
     write_table(pd.DataFrame(pages, columns=PAGE_COLUMNS), stage / "layout_pages.csv")
     write_table(pd.DataFrame(lines, columns=LINE_COLUMNS), stage / "layout_lines.csv")
-    write_table(pd.DataFrame(rejects, columns=REJECT_COLUMNS), stage / "layout_rejects.csv")
+    write_table(reject_frame(rejects), stage / "layout_rejects.csv")
     write_json(stage / "import.json", {"digest": digest, "source": str(source), "counts": counts, "warnings": warnings})
     remove_import(dest)
     os.replace(stage, dest)

@@ -1,6 +1,7 @@
 """PAGE XML (2010 to 2019 namespaces) and ALTO (v2 to v4) pages, parsed with lxml into the lines iamchars
 segments: each text line's polygon, its region's polygon, its transcription's words and, where the file
-boxes them, their boxes. Pure: bytes in, dataclasses out; problems are returned with their XML line.
+boxes them, their boxes. Pure: parsed documents in, dataclasses out; problems are returned with their XML
+line. `layout.formats` names each format's reader.
 
 What is read, and how (the README's Reliability section states the same to users):
 - A transcription is the whole text of its `Unicode` element (comments skipped; an entity of the document's
@@ -8,8 +9,8 @@ What is read, and how (the README's Reliability section states the same to users
   TextEquiv with the lowest `@index` (document order among equals), in Unicode NFC.
 - Numbers (coordinates, sizes) are decimal or scientific notation, finite, and within MAX_COORDINATE;
   anything else is not a number, and a line whose outline has none is a problem, never a crash.
-- `line_words` says which of a line's Word or String elements holds each word of its transcription: the
-  writer puts each word's glyphs into that element, so reading and writing cannot disagree.
+- `line_words` says which of a line's word elements (a format's `WordScheme`) holds each word of its
+  transcription: the writer puts each word's glyphs into that element, so reading and writing cannot disagree.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,11 +27,6 @@ from lxml import etree
 from iamchars.errors import UserError
 from iamchars.iam.parse import MAX_COORDINATE
 
-FORMATS = ("page", "alto")
-ROOTS = {"PcGts": "page", "alto": "alto"}
-"""Local name of the root element -> format."""
-WORD_ELEMENT = {"page": "Word", "alto": "String"}
-"""The element that holds a word of a text line, by format."""
 Box = tuple[int, int, int, int]
 SEPARATORS = re.compile(r"[\s,]+")
 
@@ -79,7 +75,7 @@ class LineWords:
     """For each word, the index (among the line's Word or String children) of the element that holds it; None
     where the line has no word elements, or where they do not spell its transcription."""
     elements: list[etree._Element]
-    """The line's Word (PAGE) or String (ALTO) children, in document order."""
+    """The line's word elements (PAGE Word, ALTO String), in document order."""
     problem: str | None = None
     """Why the transcription cannot be read (an entity that is not expanded), None when it can."""
 
@@ -92,24 +88,6 @@ def parse_xml(data: bytes, source: str) -> etree._Element:
         return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         raise LayoutError(f"{source}:{exc.lineno}: malformed XML: {exc.msg}") from exc
-
-
-def format_of(root: etree._Element) -> str | None:
-    """ "page" or "alto" by the root element's local name; None for anything else."""
-    return ROOTS.get(etree.QName(root).localname)
-
-
-def read_layout(data: bytes, source: str) -> LayoutPage:
-    """One PAGE or ALTO file; a LayoutError (file and line) when it is malformed or neither format."""
-    root = parse_xml(data, source)
-    kind = format_of(root)
-    if kind == "page":
-        return _read_page(root, source)
-    if kind == "alto":
-        return _read_alto(root, source)
-    raise LayoutError(
-        f"{source}:{root.sourceline}: root element <{etree.QName(root).localname}> is neither PAGE (PcGts) nor ALTO"
-    )
 
 
 def number(text: str | None) -> float | None:
@@ -188,26 +166,39 @@ def equiv_text(element: etree._Element, entities: dict[str, str]) -> tuple[str, 
     return inner_text(main.find("{*}Unicode"), entities)
 
 
-def line_words(line: etree._Element, fmt: str, entities: dict[str, str]) -> LineWords:
-    """A text line's words and their elements. PAGE: the line's TextEquiv is its transcription (the Words'
-    own texts where it has none, or where every Word is one boxed word); ALTO: its Strings' CONTENT."""
-    elements = line.findall(f"{{*}}{WORD_ELEMENT[fmt]}")
+TextOf = Callable[[etree._Element, dict[str, str]], tuple[str, "str | None"]]
+"""An element's text in a format (and why it cannot be read, else None), given the document's entities."""
+
+
+@dataclass(frozen=True)
+class WordScheme:
+    """How a format holds a text line's words."""
+
+    element: str
+    """Local name of the element that holds a word (PAGE Word, ALTO String)."""
+    text: TextOf
+    box: Callable[[etree._Element], Box | None]
+    line_text: TextOf | None
+    """The line's own transcription where the format has one (PAGE's TextEquiv); None where the words are it."""
+
+
+def line_words(line: etree._Element, scheme: WordScheme, entities: dict[str, str]) -> LineWords:
+    """A text line's words and their elements. The line's own transcription where the format has one (the
+    words' texts where it has none, or where every word element holds one boxed word), else the words'."""
+    elements = line.findall(f"{{*}}{scheme.element}")
     texts_of: list[str] = []
     for element in elements:
-        if fmt == "page":
-            text, problem = equiv_text(element, entities)
-            if problem:
-                return LineWords([], None, None, elements, problem)
-        else:
-            text = unicodedata.normalize("NFC", element.get("CONTENT") or "")
+        text, problem = scheme.text(element, entities)
+        if problem:
+            return LineWords([], None, None, elements, problem)
         texts_of.append(text)
     tokens = [t for text in texts_of for t in text.split()]
     owners = [k for k, text in enumerate(texts_of) for _ in text.split()]
-    boxes = [_word_box(element, fmt) for element in elements]
+    boxes = [scheme.box(element) for element in elements]
     if elements and all(len(t.split()) == 1 for t in texts_of) and all(b is not None for b in boxes):
         return LineWords(tokens, [b for b in boxes if b is not None], owners, elements)
-    if fmt == "page":
-        line_text, problem = equiv_text(line, entities)
+    if scheme.line_text is not None:
+        line_text, problem = scheme.line_text(line, entities)
         if problem:
             return LineWords([], None, None, elements, problem)
         if line_text.split():
@@ -216,9 +207,13 @@ def line_words(line: etree._Element, fmt: str, entities: dict[str, str]) -> Line
     return LineWords(tokens, None, owners if elements else None, elements)
 
 
-def _word_box(element: etree._Element, fmt: str) -> Box | None:
-    if fmt == "alto":
-        return _alto_box(element)
+def content_text(element: etree._Element, entities: dict[str, str]) -> tuple[str, str | None]:
+    """An ALTO element's CONTENT, in NFC."""
+    return unicodedata.normalize("NFC", element.get("CONTENT") or ""), None
+
+
+def page_box(element: etree._Element) -> Box | None:
+    """A PAGE element's box: the bounding box of its Coords points."""
     polygon = points(_coords(element))
     return bounding_box(polygon) if polygon is not None else None
 
@@ -227,7 +222,8 @@ def _lines(page: etree._Element) -> Iterator[tuple[int, etree._Element]]:
     yield from enumerate(page.iter("{*}TextLine"))
 
 
-def _read_page(root: etree._Element, source: str) -> LayoutPage:
+def read_page(root: etree._Element, source: str) -> LayoutPage:
+    """A parsed PAGE document's lines; a LayoutError (file and line) where it has no Page."""
     page = root.find("{*}Page")
     if page is None:
         raise LayoutError(f"{source}:{root.sourceline}: PAGE file without a <Page> element")
@@ -235,7 +231,7 @@ def _read_page(root: etree._Element, source: str) -> LayoutPage:
     out = LayoutPage("page", page.get("imageFilename") or "", size)
     entities = document_entities(root)
     for order, line in _lines(page):
-        words = line_words(line, "page", entities)
+        words = line_words(line, PAGE_WORDS, entities)
         polygon = points(_coords(line))
         if polygon is None:
             out.problems.append((line.sourceline or 0, "text line without readable Coords points", len(words.texts)))
@@ -251,7 +247,9 @@ def _coords(element: etree._Element | None) -> str | None:
     return coords.get("points") if coords is not None else None
 
 
-def _read_alto(root: etree._Element, source: str) -> LayoutPage:
+def read_alto(root: etree._Element, source: str) -> LayoutPage:
+    """A parsed ALTO document's lines; a LayoutError (file and line) for a unit other than pixels or a number
+    of pages other than one."""
     unit = _text(root.find("{*}Description/{*}MeasurementUnit")).strip() or "pixel"
     if unit != "pixel":
         raise LayoutError(
@@ -265,7 +263,7 @@ def _read_alto(root: etree._Element, source: str) -> LayoutPage:
     out = LayoutPage("alto", image, _size(page.get("WIDTH"), page.get("HEIGHT")))
     entities = document_entities(root)
     for order, line in _lines(page):
-        words = line_words(line, "alto", entities)
+        words = line_words(line, ALTO_WORDS, entities)
         polygon = _alto_outline(line)
         if polygon is None:
             out.problems.append((line.sourceline or 0, "text line without a readable box or polygon", len(words.texts)))
@@ -327,3 +325,7 @@ def _add_line(
         out.problems.append((where, "transcription holds '|', IAM's word separator", len(words.texts)))
     else:
         out.lines.append(LayoutLine(order, where, polygon, region, words.texts, words.boxes))
+
+
+PAGE_WORDS = WordScheme("Word", equiv_text, page_box, equiv_text)
+ALTO_WORDS = WordScheme("String", content_text, _alto_box, None)

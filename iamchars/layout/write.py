@@ -2,13 +2,15 @@
 box and confidence, inside the element that holds its word. The parsed tree is edited in place and written
 whole, prolog, DOCTYPE, comments and entity references included, so nothing of the user's file is lost:
 
-- a word the file holds in its own Word or String element (boxed or not) gets its Glyphs there, after the
-  children the schema puts first; that element is otherwise left as it was;
-- a line with no word elements at all (a PAGE line with only its TextEquiv) gets one new Word per word, with
-  the found box, placed where the schema puts Words;
+- a word the file holds in its own word element (boxed or not) gets its Glyphs there, after the children the
+  schema puts first; that element is otherwise left as it was;
+- a line with no word elements at all (a PAGE line with only its TextEquiv) gets one new word element per
+  word, with the found box, placed where the schema puts them;
 - a word element that already has Glyphs keeps them, and gets none of ours; a line whose word elements do
   not spell its transcription is left as it was. Both are counted in the returned `WriteReport`.
-Pure: bytes and tables in, bytes out."""
+
+Also new documents of pages (`page_document`, `alto_document`), for turning an IAM root into PAGE or ALTO.
+Each format's part is a `GlyphScheme`; `layout.formats` names them. Pure: bytes and tables in, bytes out."""
 
 from __future__ import annotations
 
@@ -19,13 +21,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 from lxml import etree
 
-from iamchars.layout.read import document_entities, format_of, line_words, parse_xml
+from iamchars.layout.read import WordScheme, document_entities, line_words, parse_xml
 
 Box = tuple[int, int, int, int]
+PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
 PAGE_WORD_AFTER = ("AlternativeImage", "Coords", "Baseline", "Word")
 """A PAGE TextLine's children that come before its Words (TextLineType's sequence)."""
-GLYPH_AFTER = {"page": ("AlternativeImage", "Coords", "Glyph"), "alto": ("Shape", "ALTERNATIVE", "Glyph")}
-"""A word element's children that come before (and among) its Glyphs, by format."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def _after(parent: etree._Element, names: tuple[str, ...]) -> int:
     return index
 
 
-class _Ids:
+class Ids:
     """IDs not yet used in the document: a new element's ID never repeats one of the user's."""
 
     def __init__(self, root: etree._Element, attr: str) -> None:
@@ -143,14 +145,19 @@ def _alto_glyph(string: etree._Element, ident: str, glyph: GlyphBox) -> etree._E
     )
 
 
-GLYPH_OF: dict[str, Callable[[etree._Element, str, GlyphBox], etree._Element]] = {
-    "page": _page_glyph,
-    "alto": _alto_glyph,
-}
-ID_ATTR = {"page": "id", "alto": "ID"}
+@dataclass(frozen=True)
+class GlyphScheme:
+    """How a format writes a word's glyphs (and words, where a line has none)."""
+
+    id_attr: str
+    after: tuple[str, ...]
+    """A word element's children that come before (and among) its Glyphs."""
+    glyph: Callable[[etree._Element, str, GlyphBox], etree._Element]
+    new_words: Callable[[etree._Element, list[WordGlyphs], str, Ids], list[etree._Element]] | None
+    """New word elements for a line that has none, placed in it; None where a read line always has them."""
 
 
-def _new_page_words(line: etree._Element, words: list[WordGlyphs], line_ident: str, ids: _Ids) -> list[etree._Element]:
+def _new_page_words(line: etree._Element, words: list[WordGlyphs], line_ident: str, ids: Ids) -> list[etree._Element]:
     """One new Word per word (its found box and text), where the schema puts Words."""
     at = _after(line, PAGE_WORD_AFTER)
     made = []
@@ -166,13 +173,19 @@ def _new_page_words(line: etree._Element, words: list[WordGlyphs], line_ident: s
 
 
 def _put_line(
-    line: etree._Element, words: list[WordGlyphs], fmt: str, ids: _Ids, entities: dict[str, str], report: WriteReport
+    line: etree._Element,
+    words: list[WordGlyphs],
+    scheme: tuple[WordScheme, GlyphScheme],
+    ids: Ids,
+    entities: dict[str, str],
+    report: WriteReport,
 ) -> None:
     """The glyphs of one text line's words, each word's into the element that holds it."""
-    found = line_words(line, fmt, entities)
-    line_ident = line.get(ID_ATTR[fmt]) or "line"
-    if not found.elements and fmt == "page":
-        targets = dict(zip((w.index for w in words), _new_page_words(line, words, line_ident, ids), strict=True))
+    word_scheme, glyphs = scheme
+    found = line_words(line, word_scheme, entities)
+    line_ident = line.get(glyphs.id_attr) or "line"
+    if not found.elements and glyphs.new_words is not None:
+        targets = dict(zip((w.index for w in words), glyphs.new_words(line, words, line_ident, ids), strict=True))
     elif found.owners is None:
         report.lines_not_matched.append(line.sourceline or 0)
         return
@@ -186,13 +199,12 @@ def _put_line(
         element = targets.get(word.index)
         if element is None or id(element) in had_glyphs:
             continue
-        ident = element.get(ID_ATTR[fmt]) or f"{line_ident}_w{word.index:02d}"
+        ident = element.get(glyphs.id_attr) or f"{line_ident}_w{word.index:02d}"
         first = placed.get(id(element), 0)
         placed[id(element)] = first + len(word.glyphs)
-        at = _after(element, GLYPH_AFTER[fmt])
-        element[at:at] = [
-            GLYPH_OF[fmt](element, ids.new(f"{ident}_g{first + k:02d}"), g) for k, g in enumerate(word.glyphs)
-        ]
+        at = _after(element, glyphs.after)
+        made = [glyphs.glyph(element, ids.new(f"{ident}_g{first + k:02d}"), g) for k, g in enumerate(word.glyphs)]
+        element[at:at] = made
 
 
 def _declaration(data: bytes) -> tuple[bool, bool | None]:
@@ -204,23 +216,97 @@ def _declaration(data: bytes) -> tuple[bool, bool | None]:
     return True, None if found is None else found.group(1) == b"yes"
 
 
-def add_glyphs(data: bytes, source: str, lines: dict[int, list[WordGlyphs]]) -> tuple[bytes, WriteReport]:
+def add_glyphs(
+    data: bytes, source: str, lines: dict[int, list[WordGlyphs]], words: WordScheme, glyphs: GlyphScheme
+) -> tuple[bytes, WriteReport]:
     """The file with a Glyph per character inside its word's element, for the text lines at the given
-    positions (document order, as `read.read_layout` numbers them); PAGE or ALTO as the file is. Everything
+    positions (document order, as the readers number them), in the format whose schemes are given. Everything
     else is written as it was read, in the file's own encoding."""
     root = parse_xml(data, source)
-    fmt = format_of(root) or "page"
-    ids = _Ids(root, ID_ATTR[fmt])
+    ids = Ids(root, glyphs.id_attr)
     entities = document_entities(root)
     report = WriteReport()
     for order, line in enumerate(root.iter("{*}TextLine")):
-        words = lines.get(order)
-        if words:
-            _put_line(line, sorted(words, key=lambda w: w.index), fmt, ids, entities, report)
+        found = lines.get(order)
+        if found:
+            _put_line(line, sorted(found, key=lambda w: w.index), (words, glyphs), ids, entities, report)
     tree = root.getroottree()
-    info = tree.docinfo
     declared, standalone = _declaration(data)
-    written = etree.tostring(tree, xml_declaration=declared, encoding=info.encoding or "UTF-8", standalone=standalone)
+    encoding = tree.docinfo.encoding or "UTF-8"
+    written = etree.tostring(tree, xml_declaration=declared, encoding=encoding, standalone=standalone)
     if data.endswith(b"\n") and not written.endswith(b"\n") and not data.endswith(b"\x00"):
         written += b"\n"  # the final newline lxml drops (not for UTF-16, whose newline is two bytes)
     return written, report
+
+
+PAGE_GLYPHS = GlyphScheme("id", ("AlternativeImage", "Coords", "Glyph"), _page_glyph, _new_page_words)
+ALTO_GLYPHS = GlyphScheme("ID", ("Shape", "ALTERNATIVE", "Glyph"), _alto_glyph, None)
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    """A text line of a new document: its box, its words and, where known, each word's box (page pixels)."""
+
+    box: Box
+    words: list[str]
+    word_boxes: list[Box] | None
+
+
+CREATOR = "iamchars"
+CREATED = "2026-01-01T00:00:00"
+"""A fixed time in new documents' metadata: the same inputs give the same bytes."""
+
+
+def page_document(image: str, size: tuple[int, int], lines: list[DocumentLine]) -> bytes:
+    """A PAGE 2019 document of one page: one region holding every line, each line's words where boxed."""
+    ns = f"{{{PAGE_NS}}}"
+    root = etree.Element(ns + "PcGts", nsmap={None: PAGE_NS})
+    meta = etree.SubElement(root, ns + "Metadata")
+    etree.SubElement(meta, ns + "Creator").text = CREATOR
+    etree.SubElement(meta, ns + "Created").text = CREATED
+    etree.SubElement(meta, ns + "LastChange").text = CREATED
+    page = etree.SubElement(root, ns + "Page", imageFilename=image, imageWidth=str(size[0]), imageHeight=str(size[1]))
+    region = etree.SubElement(page, ns + "TextRegion", id="r0")
+    etree.SubElement(region, ns + "Coords", points=corners((0, 0, *size)))
+    for k, line in enumerate(lines):
+        element = etree.SubElement(region, ns + "TextLine", id=f"l{k}")
+        etree.SubElement(element, ns + "Coords", points=corners(line.box))
+        for j, (text, box) in enumerate(zip(line.words, line.word_boxes or [], strict=False)):
+            word = etree.SubElement(element, ns + "Word", id=f"l{k}w{j}")
+            etree.SubElement(word, ns + "Coords", points=corners(box))
+            etree.SubElement(etree.SubElement(word, ns + "TextEquiv"), ns + "Unicode").text = text
+        etree.SubElement(etree.SubElement(element, ns + "TextEquiv"), ns + "Unicode").text = " ".join(line.words)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _alto_box_attrs(box: Box) -> dict[str, str]:
+    return dict(zip(("HPOS", "VPOS", "WIDTH", "HEIGHT"), map(str, box), strict=True))
+
+
+def alto_document(image: str, size: tuple[int, int], lines: list[DocumentLine]) -> bytes:
+    """An ALTO 4 document of one page: one block holding every line; each line's words as Strings, boxed
+    where known, else without a box."""
+    ns = f"{{{ALTO_NS}}}"
+    root = etree.Element(ns + "alto", nsmap={None: ALTO_NS})
+    description = etree.SubElement(root, ns + "Description")
+    etree.SubElement(description, ns + "MeasurementUnit").text = "pixel"
+    etree.SubElement(etree.SubElement(description, ns + "sourceImageInformation"), ns + "fileName").text = image
+    page = etree.SubElement(
+        etree.SubElement(root, ns + "Layout"),
+        ns + "Page",
+        ID="p0",
+        PHYSICAL_IMG_NR="1",
+        WIDTH=str(size[0]),
+        HEIGHT=str(size[1]),
+    )
+    space = etree.SubElement(page, ns + "PrintSpace", _alto_box_attrs((0, 0, *size)))
+    block = etree.SubElement(space, ns + "TextBlock", {"ID": "b0", **_alto_box_attrs((0, 0, *size))})
+    for k, line in enumerate(lines):
+        element = etree.SubElement(block, ns + "TextLine", {"ID": f"l{k}", **_alto_box_attrs(line.box)})
+        boxes: list[Box | None] = list(line.word_boxes) if line.word_boxes is not None else [None] * len(line.words)
+        for j, (text, box) in enumerate(zip(line.words, boxes, strict=True)):
+            if j:
+                etree.SubElement(element, ns + "SP")
+            attrs = {"ID": f"l{k}w{j}", "CONTENT": text, **(_alto_box_attrs(box) if box is not None else {})}
+            etree.SubElement(element, ns + "String", attrs)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

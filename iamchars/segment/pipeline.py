@@ -1,6 +1,7 @@
 """One line at a time: the line's ink statistics and slant, then every word's character boxes.
 
-`segment_line` is pure (arrays in, arrays out); the stage runner reads images and tables around it.
+The per-line functions of the segmentation methods (`seed_line`, `cut_line`) are pure (arrays in, arrays
+out); `segment.methods` names them, and the stage runner reads images and tables around them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from iamchars.segment.refine import (
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import ink_threshold, line_ink_stats, vertical_band
 
-METHODS = ("seed", "refined", "aligned")
+Cuts = Mapping[str, np.ndarray]
+"""A corpus pass's cuts (deslanted ink columns) of each word, by word id."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,23 @@ class LineGeometry:
     band: tuple[int, int]
 
 
+@dataclass(frozen=True)
+class LineBoxes:
+    """A line's segmentation: each word's character boxes and the geometry they were cut with."""
+
+    words: list[np.ndarray]
+    """One float array (n_chars, 5) per word: x, y, w, h (page pixels), score."""
+    geometry: LineGeometry
+
+
+def line_threshold(gray: np.ndarray, graylevel: int, cfg: SegmentConfig) -> int:
+    """The line's ink threshold: `segment.ink_threshold` where it is set, else the grey level the input gives
+    the line (IAM's lines.txt; 0 where unknown, and Otsu's threshold then)."""
+    return ink_threshold(gray, cfg.ink_threshold or graylevel)
+
+
 def line_geometry(gray: np.ndarray, graylevel: int, cfg: SegmentConfig) -> LineGeometry:
-    threshold = ink_threshold(gray, cfg.ink_threshold or graylevel)
+    threshold = line_threshold(gray, graylevel, cfg)
     mean, std = line_ink_stats(gray, threshold)
     return LineGeometry(threshold, mean, std, vertical_band(mean, std, cfg.k_std, gray.shape[0]))
 
@@ -162,37 +179,46 @@ def line_alignment_words(
     return out
 
 
-def segment_line(
+def seed_line(
     gray: np.ndarray,
     origin: tuple[int, int],
     graylevel: int,
     words: Sequence[WordBox],
     cfg: SegmentConfig,
     font: FontMetrics,
-    aligned: Mapping[str, np.ndarray] | None = None,
-) -> list[np.ndarray]:
-    """Character boxes for every word of one line image.
-
+    cuts: Cuts | None = None,
+) -> LineBoxes:
+    """The reference method: each word's font cells stretched over its box, the line's band vertically.
     `origin` is the line's top-left corner in the form page; word boxes come and boxes go back in page
-    coordinates. `aligned` holds the `aligned` method's cuts by word id (deslanted ink columns); a word not in
-    it gets the refined cuts. Returns one float array (n_chars, 5) per word: x, y, w, h, score."""
-    if cfg.method not in METHODS:
-        raise ValueError(f"segment.method must be one of {METHODS}, got {cfg.method!r}")
-    if cfg.method == "seed":
-        geo = line_geometry(gray, graylevel, cfg)
-        mask = gray < geo.threshold
-        clipped = [clip_to_image((w.x - origin[0], w.y - origin[1], w.w, w.h), gray.shape) for w in words]
-        return [_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)]
+    coordinates. `cuts` is not used."""
+    geo = line_geometry(gray, graylevel, cfg)
+    mask = gray < geo.threshold
+    clipped = [clip_to_image((w.x - origin[0], w.y - origin[1], w.w, w.h), gray.shape) for w in words]
+    return LineBoxes([_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)], geo)
+
+
+def cut_line(
+    gray: np.ndarray,
+    origin: tuple[int, int],
+    graylevel: int,
+    words: Sequence[WordBox],
+    cfg: SegmentConfig,
+    font: FontMetrics,
+    cuts: Cuts | None = None,
+) -> LineBoxes:
+    """Character boxes of every word of one line image, between cuts in each word's deslanted ink: those of
+    `cuts` (a corpus pass's, by word id) where given, else the refined method's own. `origin` is the line's
+    top-left corner in the form page; word boxes come and boxes go back in page coordinates."""
     geo, mask, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
     path_reach = cfg.path_reach if cfg.cut_paths else 0.0
     strips = {k: p.strip for k, p in enumerate(prepared) if p.strip is not None}
-    cuts: dict[int, np.ndarray] = {}
+    chosen: dict[int, np.ndarray] = {}
     for k in strips:
-        found = aligned.get(prepared[k].word.word_id) if aligned is not None else None
-        cuts[k] = word_cuts(prepared[k], cfg) if found is None else found
+        found = cuts.get(prepared[k].word.word_id) if cuts is not None else None
+        chosen[k] = word_cuts(prepared[k], cfg) if found is None else found
     paths: dict[int, np.ndarray] = {}
     if path_reach > 0:  # the whole line's cut paths at once
-        solved = strip_cut_paths(list(strips.values()), list(cuts.values()), path_reach, cfg.path_bend)
+        solved = strip_cut_paths(list(strips.values()), list(chosen.values()), path_reach, cfg.path_bend)
         paths.update(zip(strips, solved, strict=True))
     results: list[np.ndarray] = []
     widths: list[float] = []
@@ -203,7 +229,7 @@ def segment_line(
             continue
         boxes, scores = boxes_from_cuts(
             p.strip,
-            cuts[k],
+            chosen[k],
             p.layout.ink_share,
             geo.band,
             cfg.min_ink_pixels,
@@ -221,7 +247,7 @@ def segment_line(
         results.append(out)
         widths.append(p.strip.length / len(p.word.text))
     _apply_width_consistency(results, widths)
-    return results
+    return LineBoxes(results, geo)
 
 
 def dot_rule(text: str, geo: LineGeometry, reach: float) -> DotRule | None:

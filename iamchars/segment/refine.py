@@ -298,30 +298,3 @@ def boxes_from_cuts(
         boxes[lone, 3] = band[1] - band[0]
         scores[lone] *= 0.25
     return boxes, scores
-
-
-def refine_word(
-    ink: WordInk,
-    cuts_rel: np.ndarray,
-    expected_share: np.ndarray,
-    guide: tuple[float, float],
-    band: tuple[int, int],
-    snap_window: float,
-    snap: bool,
-    min_ink: int,
-    gap_reach: float = 0.75,
-    path_reach: float = 0.0,
-    path_bend: float = 0.02,
-    fragment_share: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Boxes (n, 4) in line coordinates, per-character scores, and the word's mean ink width per character.
-
-    `cuts_rel` are the font's n+1 cuts as fractions of the ink extent, `expected_share` each character's
-    share of the word's ink in the font (for the coverage score)."""
-    n = len(cuts_rel) - 1
-    strip = WordStrip.from_ink(ink, guide, min_ink)
-    if strip is None:
-        return np.zeros((n, 4), np.float64), np.zeros(n), 0.0
-    cuts = refined_cuts(strip, cuts_rel, snap_window, snap, gap_reach)
-    boxes, scores = boxes_from_cuts(strip, cuts, expected_share, band, min_ink, path_reach, path_bend, fragment_share)
-    return boxes, scores, strip.length / n

@@ -1,8 +1,8 @@
-"""Segmenting the words of one form: the file-reading edge around `segment_line`."""
+"""Segmenting the words of one form: the file-reading edge around a method's per-line function."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +13,20 @@ from iamchars.config import SegmentConfig
 from iamchars.fileio import read_gray
 from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import MIN_PX_PER_CHAR, NARROW_LINE, image_path
+from iamchars.iam.rejects import Reject, reject_row
 from iamchars.segment.align.alignment import AlignmentWord
 from iamchars.segment.evaluate import box_iou
-from iamchars.segment.pipeline import WordBox, clip_to_image, line_alignment_words, segment_line
+from iamchars.segment.pipeline import (
+    Cuts,
+    LineBoxes,
+    LineGeometry,
+    WordBox,
+    clip_to_image,
+    line_alignment_words,
+    line_geometry,
+    line_threshold,
+)
 from iamchars.segment.selfcheck import word_check_boxes
-from iamchars.segment.vertical import ink_threshold
 from iamchars.segment.words import find_word_boxes
 
 BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score", "check_iou"]
@@ -29,9 +38,15 @@ NO_WORDS = "no word boundaries found: the line holds no ink, or too little for i
 class LineImages:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     """Line images by line id."""
-    rejects: list[dict[str, object]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     composed: set[str] = field(default_factory=set)
     """Lines whose image was missing or broken and was composed from their words' own images."""
+
+
+LineMethod = Callable[
+    [np.ndarray, tuple[int, int], int, Sequence[WordBox], SegmentConfig, FontMetrics, Cuts | None], LineBoxes
+]
+"""A segmentation method's per-line function (`segment.methods.Method.line`)."""
 
 
 @dataclass
@@ -39,6 +54,8 @@ class FormSegmentation:
     boxes: pd.DataFrame
     lines: LineImages
     """The line images, kept for cropping so that each image is decoded once."""
+    geometry: dict[str, LineGeometry] = field(default_factory=dict)
+    """Each segmented line's geometry (ink threshold, mean row, spread, band), computed once, by line id."""
 
 
 def compose_line(size: tuple[int, int], pieces: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
@@ -54,8 +71,8 @@ def compose_line(size: tuple[int, int], pieces: list[tuple[int, int, np.ndarray]
     return canvas
 
 
-def _reject(path: Path, item: str, reason: str, stage: str = "images") -> dict[str, object]:
-    return {"stage": stage, "file": str(path), "line": None, "item_id": item, "reason": reason}
+def _reject(path: Path, item: str, reason: str, stage: str = "images") -> Reject:
+    return reject_row(stage, str(path), None, item, reason)
 
 
 def _read_sized(path: Path, w: int, h: int, what: str) -> np.ndarray:
@@ -149,35 +166,44 @@ def segment_form(
     lines: pd.DataFrame,
     words: pd.DataFrame,
     cfg: SegmentConfig,
-    aligned: Mapping[str, np.ndarray] | None = None,
+    line_method: LineMethod,
+    cuts: Cuts | None = None,
 ) -> FormSegmentation:
-    """Boxes for every word of the given lines, each character with its self-check IoU (NaN unless its word
-    is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal. `aligned`: the
-    `aligned` method's cuts by word id."""
+    """Boxes for every word of the given lines by `line_method`, each character with its self-check IoU (NaN
+    unless its word is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal.
+    `cuts`: a corpus pass's cuts by word id, for the methods that have one."""
     font = load_font(cfg.font, cfg.font_size)
     by_line = words_by_line(words)
     loaded = load_line_images(root, lines, words)
     rows: list[tuple] = []
+    geometry: dict[str, LineGeometry] = {}
     for line in readable_lines(lines, loaded.images, by_line):
-        results = segment_line(line.gray, line.origin, line.graylevel, line.words, cfg, font, aligned)
-        checks = line_check_boxes(line.gray, line.origin, line.graylevel, line.words, cfg, font)
-        for word, out, check in zip(line.words, results, checks, strict=True):
+        result = line_method(line.gray, line.origin, line.graylevel, line.words, cfg, font, cuts)
+        geometry[line.line_id] = result.geometry
+        checks = line_check_boxes(line.gray, line.origin, result.geometry.threshold, line.words, font)
+        for word, out, check in zip(line.words, result.words, checks, strict=True):
             iou = box_iou(out[:, :4], check) if check is not None else np.full(len(out), np.nan)
             values = out.tolist()
             rows.extend((word.word_id, i, ch, *values[i], iou[i]) for i, ch in enumerate(word.text))
-    return FormSegmentation(boxes_table(rows), loaded)
+    return FormSegmentation(boxes_table(rows), loaded, geometry)
+
+
+def form_geometry(images: Mapping[str, np.ndarray], lines: pd.DataFrame, cfg: SegmentConfig) -> dict[str, LineGeometry]:
+    """The geometry of each loaded line image, for boxes that were not segmented here (true boxes)."""
+    graylevels = dict(zip(lines["line_id"].tolist(), lines["graylevel"].tolist(), strict=True))
+    return {line_id: line_geometry(gray, int(graylevels[line_id]), cfg) for line_id, gray in images.items()}
 
 
 def line_check_boxes(
     gray: np.ndarray,
     origin: tuple[int, int],
-    graylevel: int,
+    threshold: int,
     words: list[WordBox],
-    cfg: SegmentConfig,
     font: FontMetrics,
 ) -> list[np.ndarray | None]:
-    """Self-check boxes (page coordinates) of the separable words of one line; None for the others."""
-    mask = gray < ink_threshold(gray, cfg.ink_threshold or graylevel)
+    """Self-check boxes (page coordinates) of the separable words of one line, at the line's ink threshold;
+    None for the others."""
+    mask = gray < threshold
     out: list[np.ndarray | None] = []
     for word in words:
         starts, ends = font.spans(word.text)
@@ -198,7 +224,8 @@ def check_boxes_table(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg:
     images = load_line_images(root, lines, words).images
     rows: list[tuple] = []
     for line in readable_lines(lines, images, by_line):
-        checks = line_check_boxes(line.gray, line.origin, line.graylevel, line.words, cfg, font)
+        threshold = line_threshold(line.gray, line.graylevel, cfg)
+        checks = line_check_boxes(line.gray, line.origin, threshold, line.words, font)
         for word, check in zip(line.words, checks, strict=True):
             if check is not None:
                 rows.extend((word.word_id, i, *map(int, check[i])) for i in range(len(check)))
@@ -218,7 +245,7 @@ def boxes_table(rows: list[tuple]) -> pd.DataFrame:
 class FoundWords:
     words: pd.DataFrame
     """FOUND_COLUMNS: one row per token of each line's transcription, boxes in page pixels."""
-    rejects: list[dict[str, object]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
 
 
 def find_form_words(root: Path, lines: pd.DataFrame, cfg: SegmentConfig) -> FoundWords:
@@ -241,7 +268,7 @@ def find_form_words(root: Path, lines: pd.DataFrame, cfg: SegmentConfig) -> Foun
         except ValueError as exc:
             out.rejects.append(_reject(path, line_id, str(exc).split(": ", 1)[-1]))
             continue
-        threshold = ink_threshold(gray, cfg.ink_threshold or int(graylevel))
+        threshold = line_threshold(gray, int(graylevel), cfg)
         boxes = find_word_boxes(gray, threshold, texts, font, cfg.slant_max_deg, cfg.slant_steps)
         if boxes is None:
             out.rejects.append(_reject(path, line_id, NO_WORDS, "words"))

@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from iamchars.config import PipelineConfig, SplitConfig, SynthConfig
 from iamchars.errors import UserError
@@ -23,6 +22,7 @@ from iamchars.fonts import FontMetrics, load_font
 from iamchars.iam.corpus import image_path
 from iamchars.iam.splits import hash_split
 from iamchars.parallel import ordered_map, resolve_workers
+from iamchars.progress import progress_bar
 from iamchars.synth.render import (
     RenderedLine,
     WriterStyle,
@@ -222,7 +222,7 @@ def write_corpus(out: Path, cfg: SynthConfig, split: SplitConfig, progress: bool
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(i, cfg, str(out)) for i in range(cfg.forms)]
     results = []
-    with tqdm(total=cfg.forms, desc="synth forms", unit="form", disable=not progress) as bar:
+    with progress_bar(total=cfg.forms, desc="synth forms", unit="form", disable=not progress) as bar:
         for result in ordered_map(_form_job, jobs, resolve_workers(cfg.workers, len(jobs))):
             results.append(result)
             bar.update()

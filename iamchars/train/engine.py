@@ -27,6 +27,7 @@ from iamchars.config import TrainConfig
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_path, write_json
 from iamchars.parallel import ThreadChoice, default_threads, usable_cpus
+from iamchars.progress import progress_bar
 from iamchars.train.checkpoints import (
     CheckpointError,
     cpu_copy,
@@ -238,7 +239,6 @@ def restore(run: Run, last: Path, log: Log) -> None:
 def train_one_epoch(run: Run, epoch: int, progress: bool) -> dict[str, float]:
     """One pass of `steps_per_epoch` batches (augmented on the device), summed over every rank: the epoch's
     training loss, accuracy, images and seconds."""
-    from tqdm import tqdm
 
     cfg, shard, device = run.cfg, run.shard, run.device
     amp = cfg.amp and device.type == "cuda"
@@ -247,7 +247,7 @@ def train_one_epoch(run: Run, epoch: int, progress: bool) -> dict[str, float]:
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     seen = 0
-    bar = tqdm(
+    bar = progress_bar(
         total=run.steps_per_epoch * cfg.batch_size,
         unit="img",
         desc=f"epoch {epoch + 1}/{cfg.epochs}",

@@ -121,6 +121,10 @@ class GeometryNet(nn.Module):
 
 
 MODELS: dict[str, Callable[[int, int], nn.Module]] = {
+    # name -> builder(num_classes, size). The contract every model keeps (tests/train/test_models.py checks
+    # it): input N x 1 x S x S for S of 16 to 256, output N x num_classes logits; a `features` Sequential
+    # (frozen layer by layer in fine-tuning, its first conv drawn in the plots) followed by a `classifier`
+    # Sequential ending in a Linear (the geometry head replaces that last layer).
     "lenet5": LeNet5,
     "vgg": VGGSmall,
     "resnet": ResNetSmall,

@@ -18,6 +18,8 @@ from iamchars.dataset.classes import class_set
 from iamchars.dataset.crops import box_geometry, crop_box, normalize_crop
 from iamchars.dataset.export import MANIFEST_COLUMNS, build_dataset
 
+pytestmark = pytest.mark.slow  # dataset builds
+
 runner = CliRunner()
 CONTRACT = [
     "char_id",

@@ -18,7 +18,8 @@ from iamchars.layout.convert import (
     form_ids,
     import_corpus,
 )
-from iamchars.layout.read import LayoutError, points, read_layout
+from iamchars.layout.formats import read_layout
+from iamchars.layout.read import LayoutError, points
 
 PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15">

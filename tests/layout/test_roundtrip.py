@@ -17,6 +17,8 @@ from tests.layout.nodes import added_nodes
 from tests.layout.schemas import schema
 from tools.iam_to_layout import iam_to_layout
 
+pytestmark = pytest.mark.slow  # dataset builds
+
 FORMS = ["p00-000x", "p00-001x", "p00-002x", "p00-003x"]
 SETTINGS = ["--set", "segment.method='refined'", "--set", "segment.ink_threshold=180"]
 """The refined method (seconds, not minutes) and pen-dev's own ink threshold: lines.txt carries it, a PAGE or

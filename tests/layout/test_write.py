@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from iamchars.layout.read import read_layout
-from iamchars.layout.write import GlyphBox, WordGlyphs, add_glyphs
+from iamchars.layout.formats import read_layout, write_glyphs
+from iamchars.layout.write import GlyphBox, WordGlyphs
 from tests.layout.nodes import added_nodes
 
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
@@ -65,7 +65,7 @@ def test_page_comes_back_whole_with_glyphs_in_the_users_words() -> None:
     assert [line.words for line in page.lines] == [["neighborhood", "now"], ["Two", "words"]]
     assert page.lines[0].word_boxes is None  # w1 has no Coords: the line's words are found in its ink
     lines = {0: [word(0, "neighborhood", 10), word(1, "now", 150)], 1: [word(0, "Two", 10), word(1, "words", 100)]}
-    written, report = add_glyphs(PAGE, "p.xml", lines)
+    written, report = write_glyphs(PAGE, "p.xml", lines)
     added = added_nodes(PAGE, written)
     assert [etree.QName(e).localname for e in added] == ["Glyph"] * (12 + 3 + 5)  # w3's own Glyph is kept alone
     assert report.words_with_own_glyphs == 1 and report.lines_not_matched == []
@@ -82,7 +82,7 @@ def test_page_comes_back_whole_with_glyphs_in_the_users_words() -> None:
 def test_alto_strings_without_boxes_keep_every_attribute_and_get_glyphs() -> None:
     page = read_layout(ALTO, "a.xml")
     assert page.lines[0].words == ["Hello", ",", "wor"] and page.lines[0].word_boxes is None
-    written, report = add_glyphs(ALTO, "a.xml", {0: [word(0, "Hello", 10), word(1, ",", 60), word(2, "wor", 80)]})
+    written, report = write_glyphs(ALTO, "a.xml", {0: [word(0, "Hello", 10), word(1, ",", 60), word(2, "wor", 80)]})
     added = added_nodes(ALTO, written)
     assert [e.getparent().get("ID") for e in added] == ["a"] * 5 + ["b2"] + ["c"] * 3
     assert [e.get("ID") for e in added][:2] == ["a_g00", "a_g01"]
@@ -91,7 +91,7 @@ def test_alto_strings_without_boxes_keep_every_attribute_and_get_glyphs() -> Non
 
 def test_a_line_whose_words_do_not_spell_its_text_is_left_alone_and_reported() -> None:
     mismatched = PAGE.replace(b"<Unicode>now</Unicode>", b"<Unicode>then</Unicode>")
-    written, report = add_glyphs(mismatched, "p.xml", {0: [word(0, "neighborhood", 10), word(1, "now", 150)]})
+    written, report = write_glyphs(mismatched, "p.xml", {0: [word(0, "neighborhood", 10), word(1, "now", 150)]})
     assert added_nodes(mismatched, written) == [] and report.lines_not_matched == [9]
 
 
@@ -103,7 +103,7 @@ def test_new_words_for_a_line_that_has_none_and_ids_never_repeat_the_users() -> 
     for w in line.findall(f"{{{PAGE_NS}}}Word"):
         line.remove(w)
     bare = etree.tostring(root)
-    written, _ = add_glyphs(bare, "p.xml", {0: [word(0, "xhood", 10), word(1, "now", 150)]})
+    written, _ = write_glyphs(bare, "p.xml", {0: [word(0, "xhood", 10), word(1, "now", 150)]})
     added = added_nodes(bare, written)
     assert [e.get("id") for e in added] == ["l1_iamchars_w00_2", "l1_iamchars_w01"]
     assert [etree.QName(c).localname for c in added[0]] == [

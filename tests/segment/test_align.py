@@ -27,8 +27,8 @@ from iamchars.segment.align.alignment import (
     viterbi_cuts,
     with_neighbour_stroke,
 )
-from iamchars.segment.align.corpus import AlignmentStats, CorpusAlignment, load_cuts, save_cuts
 from iamchars.segment.align.network import SegmentNet
+from iamchars.segment.aligned import AlignmentStats, CorpusAlignment, load_cuts, save_cuts
 from iamchars.segment.evaluate import evaluate
 from iamchars.segment.refine import WordInk, WordStrip
 
@@ -191,6 +191,7 @@ def test_training_segments_mark_the_shifted_ones() -> None:
     assert (moved >= 0.25 * 10 - 1e-9).all() and (ends > starts).all()
 
 
+@pytest.mark.slow
 def test_a_small_corpus_networks_stop_after_so_many_passes_over_their_words() -> None:
     from iamchars.config import AlignConfig
     from iamchars.segment.align.selftrain import steps_for
@@ -218,6 +219,7 @@ def _noise_words(count: int) -> list[AlignmentWord]:
     ]
 
 
+@pytest.mark.slow
 def test_self_training_reports_all_the_work_it_planned_with_its_run_round_and_fold() -> None:
     from iamchars.config import AlignConfig
     from iamchars.segment.align.selftrain import REALIGN_WORDS_PER_STEP, plan_of, self_train
@@ -238,6 +240,7 @@ def test_self_training_reports_all_the_work_it_planned_with_its_run_round_and_fo
     assert reports[-1][0] == "run 2/2, round 2/2, fold 2/2, re-aligning"
 
 
+@pytest.mark.slow
 def test_warm_rounds_continue_their_folds_network_with_a_share_of_the_steps() -> None:
     from iamchars.config import AlignConfig
     from iamchars.segment.align.selftrain import plan_of, self_train
@@ -329,6 +332,7 @@ def _build(root: Path, out: Path, method: str) -> pd.DataFrame:
     return pd.read_parquet(out / "manifest.parquet")
 
 
+@pytest.mark.slow
 def test_the_learned_method_beats_seed_and_is_reproducible(synth_corpus: Path, tmp_path: Path) -> None:
     gt = pd.read_csv(synth_corpus / "chars_gt.csv", keep_default_na=False, dtype={"char": str})
     seed = evaluate(gt, _build(synth_corpus, tmp_path / "seed", "seed"))[0]["words_in_manifest"]
@@ -341,7 +345,7 @@ def test_the_learned_method_beats_seed_and_is_reproducible(synth_corpus: Path, t
 
 
 def test_true_cuts_fall_between_the_characters_boxes() -> None:
-    from iamchars.segment.align.pretrain import cuts_from_boxes
+    from iamchars.segment.pretrain import cuts_from_boxes
 
     # two 10-column letters with a 4-column gap, upright, at rows 0..9
     ys, xs = np.mgrid[0:10, 0:24]
@@ -357,7 +361,7 @@ def test_true_cuts_fall_between_the_characters_boxes() -> None:
 def test_shipped_weights_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
     import pytest
 
-    from iamchars.segment.align.corpus import AlignerWeightsError, initial_weights
+    from iamchars.segment.aligned import AlignerWeightsError, initial_weights
 
     state = initial_weights("builtin")
     assert state is not None and initial_weights("none") is None
@@ -366,6 +370,7 @@ def test_shipped_weights_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
         initial_weights(str(tmp_path / "bad.pt"))
 
 
+@pytest.mark.slow
 def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights_the_same_bytes_anywhere(
     synth_corpus: Path, tmp_path: Path
 ) -> None:
@@ -373,8 +378,8 @@ def test_pretraining_on_a_synthetic_corpus_gives_loadable_weights_the_same_bytes
 
     from iamchars.config import SegmentConfig
     from iamchars.nn import save_state
-    from iamchars.segment.align.corpus import initial_weights
-    from iamchars.segment.align.pretrain import pretrain, words_with_true_cuts
+    from iamchars.segment.aligned import initial_weights
+    from iamchars.segment.pretrain import pretrain, words_with_true_cuts
 
     words = words_with_true_cuts(synth_corpus, SegmentConfig())
     assert len(words) > 200 and all(np.all(np.diff(w.cuts) >= 1) for w in words)

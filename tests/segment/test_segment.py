@@ -14,8 +14,17 @@ from iamchars.fonts import load_font
 from iamchars.iam.corpus import load_corpus
 from iamchars.segment.evaluate import box_iou, evaluate, span_iou
 from iamchars.segment.horizontal import ink_cuts, seed_spans
-from iamchars.segment.pipeline import WordBox, segment_line
-from iamchars.segment.refine import WordInk, WordStrip, boxes_from_cuts, refine_word, snap_cuts, word_body, word_end
+from iamchars.segment.methods import METHODS, MissingCutsError, method_of
+from iamchars.segment.pipeline import WordBox, cut_line
+from iamchars.segment.refine import (
+    WordInk,
+    WordStrip,
+    boxes_from_cuts,
+    refined_cuts,
+    snap_cuts,
+    word_body,
+    word_end,
+)
 from iamchars.segment.runner import segment_form
 from iamchars.segment.slant import estimate_slant
 from iamchars.segment.vertical import line_ink_stats, vertical_band
@@ -75,7 +84,10 @@ def test_a_word_in_the_alignment_font_aligns_to_within_a_pixel() -> None:
         mapped = first + rel[1:-1] * (xs.max() + 1 - first)
         assert np.abs(mapped - expected).max() <= 1.0, text
         share = np.full(len(text), 1 / len(text))
-        boxes, scores, _ = refine_word(ink, rel, share, (0, 1e9), (0, 1), 0.35, snap=False, min_ink=1)
+        strip = WordStrip.from_ink(ink, (0, 1e9), 1)
+        assert strip is not None
+        cuts = refined_cuts(strip, rel, 0.35, False, 0.75)
+        boxes, scores = boxes_from_cuts(strip, cuts, share, (0, 1), 1, 0.0, 0.02, 0.0)
         # each character's pixels start right at its cut (cursive ink is continuous across cuts); slivers stay
         # where the cut put them (fragment_share 0, the default here; the pipeline's 0.25 would hand an end of
         # the G's stroke, apart from its body, to the a)
@@ -192,7 +204,7 @@ def test_a_word_strip_keeps_only_the_words_own_ink() -> None:
     font = load_font("dancing-script", 64)
     for gap, stop, right in ((1.0, 0.0, 34), (0.0, 0.25, 34), (0.0, 0.0, 58)):
         cfg = SegmentConfig(method="refined", stray_gap=gap, stop_share=stop, deslant=False)
-        out = segment_line(gray, (0, 0), 128, word, cfg, font)[0]
+        out = cut_line(gray, (0, 0), 128, word, cfg, font).words[0]
         assert out[:, 0].min() == 0 and (out[:, 0] + out[:, 2]).max() == right
 
 
@@ -211,13 +223,23 @@ def test_segment_line_returns_page_coordinates_and_handles_empty_words() -> None
         ),
         WordBox("w-01", "x", 1000, 500, 5, 5),
     ]
+    font = load_font("dancing-script", 64)
     for method in ("seed", "refined"):
-        out = segment_line(gray, (1000, 500), 0, words, SegmentConfig(method=method), load_font("dancing-script", 64))
+        line = METHODS[method].line(gray, (1000, 500), 0, words, SegmentConfig(method=method), font, None)
+        out = line.words
         assert out[0].shape == (7, 5) and out[1].shape == (1, 5)
         assert (out[0][:, 0] >= 1000 + xs.min() - 1).all() and (out[0][:, 1] >= 500).all()
-        assert out[1][0, 4] == 0.0 or method == "seed"
+        assert line.geometry.threshold < 240 and line.geometry.band[0] < line.geometry.band[1]
+        # the word without ink gets the reference boxes (font cells over its box) in both methods
+        assert out[1][0, 0] == 1000 and out[1][0, 2] == 5 and out[1][0, 4] == 0.0
+    with pytest.raises(MissingCutsError):  # the aligned method never runs without its corpus pass's cuts
+        method_of("aligned").line(gray, (1000, 500), 0, words, SegmentConfig(), font, None)
+    aligned = method_of("aligned").line(gray, (1000, 500), 0, words, SegmentConfig(), font, {})
+    refined = method_of("refined").line(gray, (1000, 500), 0, words, SegmentConfig(), font, None)
+    assert all(np.array_equal(a, r) for a, r in zip(aligned.words, refined.words, strict=True))  # no cuts: refined
 
 
+@pytest.mark.slow
 def test_refined_beats_the_reference_on_held_out_writers(synth_corpus: Path) -> None:
     corpus = load_corpus(synth_corpus)
     gt = pd.read_csv(synth_corpus / "chars_gt.csv", keep_default_na=False, dtype={"char": str})
@@ -227,7 +249,9 @@ def test_refined_beats_the_reference_on_held_out_writers(synth_corpus: Path) -> 
     for method in ("seed", "refined"):
         boxes = pd.concat(
             [
-                segment_form(synth_corpus, lines, words[words["form_id"] == f], SegmentConfig(method=method)).boxes
+                segment_form(
+                    synth_corpus, lines, words[words["form_id"] == f], SegmentConfig(), METHODS[method].line
+                ).boxes
                 for f, lines in corpus.lines.groupby("form_id")
             ]
         )
@@ -248,19 +272,21 @@ def test_a_corrupt_line_image_is_rejected_not_fatal(synth_corpus: Path, tmp_path
     path.write_bytes(path.read_bytes()[:100])
     form = corpus.lines[corpus.lines["form_id"] == first.form_id]
     words = corpus.words[corpus.words["form_id"] == first.form_id]
-    seg = segment_form(root, form, words, SegmentConfig())
+    refined = METHODS["refined"].line
+    seg = segment_form(root, form, words, SegmentConfig(), refined)
     # its words' own images stand in for it
     assert seg.lines.composed == {first.line_id} and seg.lines.rejects[0]["stage"] == "replaced"
     assert seg.boxes["word_id"].str.startswith(first.line_id + "-").any()
     for word_png in (root / "words").rglob(f"{first.line_id}-*.png"):
         word_png.unlink()
-    seg = segment_form(root, form, words, SegmentConfig())
+    seg = segment_form(root, form, words, SegmentConfig(), refined)
     assert {r["item_id"] for r in seg.lines.rejects} == {first.line_id} and not seg.lines.composed
     assert "truncated" in seg.lines.rejects[0]["reason"]
     assert not seg.boxes["word_id"].str.startswith(first.line_id + "-").any()
     assert len(seg.boxes) > 0
 
 
+@pytest.mark.slow
 def test_evaluate_segmentation_cli(synth_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "ds"
     result = runner.invoke(

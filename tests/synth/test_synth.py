@@ -12,7 +12,7 @@ from iamchars.cli import app
 from iamchars.config import SynthConfig
 from iamchars.fileio import read_gray
 from iamchars.fonts import load_font
-from iamchars.iam.corpus import load_corpus
+from iamchars.iam.corpus import image_path, load_corpus
 from iamchars.synth.corpus import render_form, writer_font
 from iamchars.synth.render import char_boxes, render_line, writer_style
 from iamchars.synth.text import fill_lines, make_faker, sentence_tokens
@@ -52,7 +52,7 @@ def test_true_boxes_sit_inside_their_words_hold_ink_and_follow_reading_order(syn
     assert (ok["x"] + ok["w"] <= ok["x_word"] + ok["w_word"]).all()
     assert (ok["y"] + ok["h"] <= ok["y_word"] + ok["h_word"]).all()
     assert ((gt["w"] > 0) & (gt["h"] > 0)).all()
-    images = {lid: read_gray(corpus.line_image(lid)) for lid in lines.index}
+    images = {lid: read_gray(image_path(synth_corpus, "lines", lid)) for lid in lines.index}
     for row in gt.itertuples():
         line = lines.loc[row.line_id]
         crop = images[row.line_id][row.y - line.y : row.y - line.y + row.h, row.x - line.x : row.x - line.x + row.w]

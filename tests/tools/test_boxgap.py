@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # dataset builds and trainings
+
 
 def test_box_gap_trains_on_true_and_estimated_boxes_and_tests_on_true(synth_corpus: Path, tmp_path: Path) -> None:
     from tools.boxgap import box_gap

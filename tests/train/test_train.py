@@ -23,6 +23,8 @@ from iamchars.train.metrics import case_pair_errors, confusion_matrix, per_class
 from iamchars.train.models import MODELS, GeometryNet, build_model, summary
 from iamchars.train.tensors import Dataset, Split, augment, jitter_geometry, load_dataset, to_float
 
+pytestmark = pytest.mark.slow  # trainings
+
 runner = CliRunner()
 CPU = torch.device("cpu")
 

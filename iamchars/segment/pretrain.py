@@ -1,5 +1,6 @@
 """The aligner's starting point: a `SegmentNet` trained on a synthetic corpus whose true character boxes give
-exact cuts, shipped as `segment/align/weights.pt` (0.6 MB) and re-made by `make aligner-weights`.
+exact cuts, shipped as `segment/align/weights.pt` (0.6 MB, `segment.align.WEIGHTS`) and re-made by
+`make aligner-weights`.
 
 Self-training then adapts it to the target corpus: the fonts teach what letters look like, the corpus's own
 words teach its writers' widths. Pretraining sees the fonts unstretched (docs/experiments/)."""
@@ -21,7 +22,6 @@ from iamchars.segment.pipeline import line_char_width, prepare_line
 from iamchars.segment.refine import WordStrip
 from iamchars.segment.runner import load_line_images, readable_lines, words_by_line
 
-WEIGHTS = Path(__file__).with_name("weights.pt")
 CORPUS = SynthConfig(forms=240, lines_per_form=8, seed=11)
 """The pretraining corpus: tuning fonts only (the synth default), so the held-out fonts stay unseen
 (docs/experiments/2026-11-26-larger-pretraining-corpus.md)."""

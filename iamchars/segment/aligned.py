@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from iamchars.config import SegmentConfig
 from iamchars.errors import UserError
 from iamchars.fileio import atomic_path
 from iamchars.nn import pick_device
 from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
+from iamchars.progress import progress_bar
+from iamchars.segment.align import WEIGHTS
 from iamchars.segment.align.alignment import ALPHABET, AlignmentWord
 from iamchars.segment.align.network import SegmentNet
-from iamchars.segment.align.pretrain import WEIGHTS
 from iamchars.segment.align.selftrain import SelfTrainingCost, plan_of, self_train
 from iamchars.segment.runner import form_alignment_words
 
@@ -98,7 +98,7 @@ def align_corpus(
     jobs = [StripJob(root, lines_by_form[f], words_by_form[f], cfg) for f in forms]
     words: list[AlignmentWord] = []
     start = time.perf_counter()
-    with tqdm(total=len(jobs), unit="form", desc="aligned: strips", disable=not progress) as bar:
+    with progress_bar(total=len(jobs), unit="form", desc="aligned: strips", disable=not progress) as bar:
         for found in ordered_map(strips_of_form, jobs, resolve_workers(workers, len(jobs))):
             words += found
             bar.update(1)
@@ -110,7 +110,7 @@ def align_corpus(
         planned = plan_of(words, plan)
         desc = f"aligned: {planned.networks} networks (runs x rounds x folds {planned.runs}x{plan.rounds}x{plan.folds})"
         shape = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
-        with tqdm(total=planned.work, desc=desc, disable=not progress, smoothing=0.05, bar_format=shape) as bar:
+        with progress_bar(total=planned.work, desc=desc, disable=not progress, smoothing=0.05, bar_format=shape) as bar:
 
             def advance(what: str, done: float) -> None:
                 bar.set_postfix_str(what, refresh=False)
