@@ -1077,6 +1077,13 @@ def _build_pages(ws: Workspace, folder: Path, out: Path, *extra: object) -> Outc
     return ws.cli(*args, "--no-progress", "--include-err", *extra)
 
 
+def _manifest(out: Path, outcome: Outcome) -> pd.DataFrame:
+    """The manifest a build wrote, or an empty one (every column) where it failed."""
+    from iamchars.dataset.format import MANIFEST_COLUMNS
+
+    return pd.read_parquet(out / "manifest.parquet") if outcome.code == 0 else pd.DataFrame(columns=MANIFEST_COLUMNS)
+
+
 def _rejects(out: Path, name: str = "rejects.csv") -> pd.DataFrame:
     path = out / name
     return pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=["file", "reason"])
@@ -1109,7 +1116,7 @@ def found_words_checked(ws: Workspace) -> tuple[bool, str]:
     out = ws.new("narrow") / "ds"
     outcome = _build_pages(ws, folder, out, "--write", "page")
     rejects = _rejects(out)
-    manifest = pd.read_parquet(out / "manifest.parquet") if outcome.code == 0 else pd.DataFrame({"char": []})
+    manifest = _manifest(out, outcome)
     line_row = rejects[rejects["reason"].str.startswith("line narrower")]
     word_row = rejects[rejects["reason"].str.startswith("word box narrower")]
     written = (out / "page" / xmls[0].name).read_text() if outcome.code == 0 else ""
@@ -1175,7 +1182,7 @@ def numbers_and_huge_images(ws: Workspace) -> tuple[bool, str]:
     clean = all(r.code == 0 and "Traceback" not in r.output and "Warning" not in r.output for r in results)
     ok = clean and reasons.count("without a readable box or polygon") == 2 and "CV_IO_MAX_IMAGE_PIXELS" in reasons
     ok = ok and reasons.count("without readable Coords points") == 1
-    kept = pd.read_parquet(outs[1] / "manifest.parquet")["line_id"] if results[1].code == 0 else pd.Series([])
+    kept = _manifest(outs[1], results[1])["line_id"]
     ok = ok and kept.str.endswith("-01").any()  # the line written in scientific notation is read
     return ok, f"exits {[r.code for r in results]}; {len(rejects)} rejects"
 
@@ -1183,7 +1190,8 @@ def numbers_and_huge_images(ws: Workspace) -> tuple[bool, str]:
 @trial(
     "--write into files with a prolog, DOCTYPE entity, comments, custom attributes, hand-made Glyphs, a Word "
     "without Coords, unboxed ALTO Strings with HYP, WC, STYLEREFS, SP@WIDTH and a ',' String",
-    "every input node written back unchanged (node by node); only Glyphs added; the kept Glyphs counted",
+    "every input node written back unchanged (node by node); only Glyphs added, and Words in lines that had "
+    "none; the hand-made Glyphs kept and counted",
 )
 def write_keeps_files_whole(ws: Workspace) -> tuple[bool, str]:
     from lxml import etree
@@ -1280,7 +1288,7 @@ def import_guards(ws: Workspace) -> tuple[bool, str]:
     shutil.copy(sorted(twice.glob("*.xml"))[0], twice / "copy.xml")
     out = ws.new("twice") / "ds"
     built = _build_pages(ws, twice, out)
-    manifest = pd.read_parquet(out / "manifest.parquet") if built.code == 0 else pd.DataFrame({"form_id": []})
+    manifest = _manifest(out, built)
     forms = sorted(set(manifest["form_id"]))
     ok = failed.one_line_error and "--max-reject-share" in failed.output
     ok = ok and built.code == 0 and "also the image of" in built.output and len(forms) == 2
@@ -1314,7 +1322,7 @@ def import_resume_and_links(ws: Workspace) -> tuple[bool, str]:
     second = _build_pages(ws, folder, out, "--max-reject-share", "0.6")  # the two links are lost pages
     rejects = _rejects(out)
     linked = set(rejects.loc[rejects["reason"].str.contains("link"), "file"])
-    manifest = pd.read_parquet(out / "manifest.parquet") if second.code == 0 else pd.DataFrame({"form_id": []})
+    manifest = _manifest(out, second)
     ok = first.code == 1 and second.code == 0 and linked == {"loop.xml", "out.xml"}
     ok = ok and manifest["form_id"].nunique() == 2 and "written outside" not in second.output
     return (
@@ -1358,7 +1366,7 @@ def messages_point_somewhere(ws: Workspace) -> tuple[bool, str]:
     rejects = _rejects(out)
     files = set(rejects["file"]) if len(rejects) else set()
     internal = [f for f in files if ".import" in str(f) or str(f).startswith("ascii/")]
-    manifest = pd.read_parquet(out / "manifest.parquet") if built.code == 0 else pd.DataFrame({"form_id": []})
+    manifest = _manifest(out, built)
     ignored = _build(ws, ws.corpus, ws.new("ignored") / "ds", "--ignore-word-boxes")
     fonts = ws.cli("synth", "--out", ws.new("nofonts"), "--fonts", ",", "--no-progress")
     ok = built.code == 0 and not internal and xmls[2].name in files and manifest["form_id"].nunique() == 3

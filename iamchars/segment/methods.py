@@ -5,7 +5,7 @@ id). `segment.method` in the config, the CLI's `--method`, `tools/bench.py` and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import pandas as pd
 
 from iamchars.config import ConfigError, SegmentConfig
 from iamchars.fonts import FontMetrics
-from iamchars.segment.pipeline import Cuts, LineBoxes, WordBox, cut_line, seed_line
+from iamchars.segment.pipeline import Cuts, LineBoxes, LineInput, cut_line, seed_line
 from iamchars.segment.runner import LineMethod
 
 
@@ -48,32 +48,16 @@ class MissingCutsError(ValueError):
     """A method with a corpus pass asked to segment a line without that pass's cuts (a bug, not bad input)."""
 
 
-def _refined_line(
-    gray: np.ndarray,
-    origin: tuple[int, int],
-    graylevel: int,
-    words: Sequence[WordBox],
-    cfg: SegmentConfig,
-    font: FontMetrics,
-    cuts: Cuts | None = None,
-) -> LineBoxes:
+def _refined_line(line: LineInput, cfg: SegmentConfig, font: FontMetrics, cuts: Cuts | None = None) -> LineBoxes:
     """Cuts snapped to each word's own ink from the font's (`refine`); no corpus pass."""
-    return cut_line(gray, origin, graylevel, words, cfg, font, None)
+    return cut_line(line, cfg, font, None)
 
 
-def _aligned_line(
-    gray: np.ndarray,
-    origin: tuple[int, int],
-    graylevel: int,
-    words: Sequence[WordBox],
-    cfg: SegmentConfig,
-    font: FontMetrics,
-    cuts: Cuts | None = None,
-) -> LineBoxes:
+def _aligned_line(line: LineInput, cfg: SegmentConfig, font: FontMetrics, cuts: Cuts | None = None) -> LineBoxes:
     """The learned aligner's cuts (a word it did not align, having no ink in its strip, gets refined cuts)."""
     if cuts is None:
         raise MissingCutsError("the aligned method segments a line only with its corpus pass's cuts")
-    return cut_line(gray, origin, graylevel, words, cfg, font, cuts)
+    return cut_line(line, cfg, font, cuts)
 
 
 def _aligned_pass(

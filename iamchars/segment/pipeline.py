@@ -43,6 +43,19 @@ class WordBox:
 
 
 @dataclass(frozen=True)
+class LineInput:
+    """One line as every per-line function takes it."""
+
+    line_id: str
+    gray: np.ndarray
+    origin: tuple[int, int]
+    """The line's top-left corner in the form page: word boxes come, and boxes go back, in page pixels."""
+    graylevel: int
+    """The grey level the input gives the line (IAM's lines.txt; 0 where unknown)."""
+    words: Sequence[WordBox]
+
+
+@dataclass(frozen=True)
 class LineGeometry:
     """What the whole line's ink says, shared by all its words."""
 
@@ -92,16 +105,12 @@ class PreparedWord:
 
 
 def prepare_line(
-    gray: np.ndarray,
-    origin: tuple[int, int],
-    graylevel: int,
-    words: Sequence[WordBox],
-    cfg: SegmentConfig,
-    font: FontMetrics,
+    line: LineInput, cfg: SegmentConfig, font: FontMetrics
 ) -> tuple[LineGeometry, np.ndarray, list[PreparedWord]]:
     """The line's geometry and ink mask, and each word's deslanted ink (slant estimated on the whole line)."""
-    geo = line_geometry(gray, graylevel, cfg)
-    ox, oy = origin
+    gray, words = line.gray, line.words
+    geo = line_geometry(gray, line.graylevel, cfg)
+    ox, oy = line.origin
     mask = gray < geo.threshold
     clipped = [clip_to_image((w.x - ox, w.y - oy, w.w, w.h), gray.shape) for w in words]
     pixels = [np.nonzero(mask[y : y + h, x : x + w]) for x, y, w, h in clipped]
@@ -157,17 +166,9 @@ def line_char_width(prepared: Sequence[PreparedWord]) -> float | None:
     return sum(length for _, length in sizes) / chars if chars else None
 
 
-def line_alignment_words(
-    gray: np.ndarray,
-    origin: tuple[int, int],
-    graylevel: int,
-    words: Sequence[WordBox],
-    writer_id: str,
-    cfg: SegmentConfig,
-    font: FontMetrics,
-) -> list[AlignmentWord]:
+def line_alignment_words(line: LineInput, writer_id: str, cfg: SegmentConfig, font: FontMetrics) -> list[AlignmentWord]:
     """What the aligner learns from and re-aligns: every word of the line that has ink."""
-    geo, _, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
+    geo, _, prepared = prepare_line(line, cfg, font)
     char_width = line_char_width(prepared)
     out = []
     for p in prepared:
@@ -179,37 +180,21 @@ def line_alignment_words(
     return out
 
 
-def seed_line(
-    gray: np.ndarray,
-    origin: tuple[int, int],
-    graylevel: int,
-    words: Sequence[WordBox],
-    cfg: SegmentConfig,
-    font: FontMetrics,
-    cuts: Cuts | None = None,
-) -> LineBoxes:
+def seed_line(line: LineInput, cfg: SegmentConfig, font: FontMetrics, cuts: Cuts | None = None) -> LineBoxes:
     """The reference method: each word's font cells stretched over its box, the line's band vertically.
-    `origin` is the line's top-left corner in the form page; word boxes come and boxes go back in page
-    coordinates. `cuts` is not used."""
-    geo = line_geometry(gray, graylevel, cfg)
+    `cuts` is not used."""
+    gray, origin, words = line.gray, line.origin, line.words
+    geo = line_geometry(gray, line.graylevel, cfg)
     mask = gray < geo.threshold
     clipped = [clip_to_image((w.x - origin[0], w.y - origin[1], w.w, w.h), gray.shape) for w in words]
     return LineBoxes([_seed_word(w.text, b, mask, geo, font, origin) for w, b in zip(words, clipped, strict=True)], geo)
 
 
-def cut_line(
-    gray: np.ndarray,
-    origin: tuple[int, int],
-    graylevel: int,
-    words: Sequence[WordBox],
-    cfg: SegmentConfig,
-    font: FontMetrics,
-    cuts: Cuts | None = None,
-) -> LineBoxes:
+def cut_line(line: LineInput, cfg: SegmentConfig, font: FontMetrics, cuts: Cuts | None = None) -> LineBoxes:
     """Character boxes of every word of one line image, between cuts in each word's deslanted ink: those of
-    `cuts` (a corpus pass's, by word id) where given, else the refined method's own. `origin` is the line's
-    top-left corner in the form page; word boxes come and boxes go back in page coordinates."""
-    geo, mask, prepared = prepare_line(gray, origin, graylevel, words, cfg, font)
+    `cuts` (a corpus pass's, by word id) where given, else the refined method's own."""
+    origin = line.origin
+    geo, mask, prepared = prepare_line(line, cfg, font)
     path_reach = cfg.path_reach if cfg.cut_paths else 0.0
     strips = {k: p.strip for k, p in enumerate(prepared) if p.strip is not None}
     chosen: dict[int, np.ndarray] = {}

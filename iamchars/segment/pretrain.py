@@ -62,7 +62,7 @@ def words_with_true_cuts(root: Path, cfg: SegmentConfig) -> list[AlignmentWord]:
         lines = corpus.lines[corpus.lines["form_id"] == form_id]
         images = load_line_images(root, lines, form_words).images
         for line in readable_lines(lines, images, words_by_line(form_words)):
-            geo, _, prepared = prepare_line(line.gray, line.origin, line.graylevel, line.words, cfg, font)
+            geo, _, prepared = prepare_line(line, cfg, font)
             char_width = line_char_width(prepared)
             for p in prepared:
                 if p.strip is None or p.word.word_id not in truth:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from iamchars.segment.pipeline import (
     Cuts,
     LineBoxes,
     LineGeometry,
+    LineInput,
     WordBox,
     clip_to_image,
     line_alignment_words,
@@ -43,9 +44,7 @@ class LineImages:
     """Lines whose image was missing or broken and was composed from their words' own images."""
 
 
-LineMethod = Callable[
-    [np.ndarray, tuple[int, int], int, Sequence[WordBox], SegmentConfig, FontMetrics, Cuts | None], LineBoxes
-]
+LineMethod = Callable[[LineInput, SegmentConfig, FontMetrics, Cuts | None], LineBoxes]
 """A segmentation method's per-line function (`segment.methods.Method.line`)."""
 
 
@@ -116,26 +115,16 @@ def load_line_images(root: Path, lines: pd.DataFrame, words: pd.DataFrame) -> Li
     return out
 
 
-@dataclass(frozen=True)
-class ReadableLine:
-    line_id: str
-    gray: np.ndarray
-    origin: tuple[int, int]
-    """The line's top-left corner in the form page."""
-    graylevel: int
-    words: list[WordBox]
-
-
 def readable_lines(
     lines: pd.DataFrame, images: Mapping[str, np.ndarray], by_line: Mapping[str, list[WordBox]]
-) -> Iterator[ReadableLine]:
+) -> Iterator[LineInput]:
     """The lines (in table order) that have an image and words: what every per-line pass walks over."""
     for line_id, lx, ly, graylevel in zip(
         *(lines[c].tolist() for c in ("line_id", "x", "y", "graylevel")), strict=True
     ):
         gray = images.get(line_id)
         if gray is not None and line_id in by_line:
-            yield ReadableLine(line_id, gray, (int(lx), int(ly)), int(graylevel), by_line[line_id])
+            yield LineInput(line_id, gray, (int(lx), int(ly)), int(graylevel), by_line[line_id])
 
 
 def words_by_line(words: pd.DataFrame) -> dict[str, list[WordBox]]:
@@ -157,7 +146,7 @@ def form_alignment_words(
     out: list[AlignmentWord] = []
     for line in readable_lines(lines, images, by_line):
         writer = writers[line.words[0].word_id]
-        out += line_alignment_words(line.gray, line.origin, line.graylevel, line.words, writer, cfg, font)
+        out += line_alignment_words(line, writer, cfg, font)
     return out
 
 
@@ -178,9 +167,9 @@ def segment_form(
     rows: list[tuple] = []
     geometry: dict[str, LineGeometry] = {}
     for line in readable_lines(lines, loaded.images, by_line):
-        result = line_method(line.gray, line.origin, line.graylevel, line.words, cfg, font, cuts)
+        result = line_method(line, cfg, font, cuts)
         geometry[line.line_id] = result.geometry
-        checks = line_check_boxes(line.gray, line.origin, result.geometry.threshold, line.words, font)
+        checks = line_check_boxes(line, result.geometry.threshold, font)
         for word, out, check in zip(line.words, result.words, checks, strict=True):
             iou = box_iou(out[:, :4], check) if check is not None else np.full(len(out), np.nan)
             values = out.tolist()
@@ -194,18 +183,13 @@ def form_geometry(images: Mapping[str, np.ndarray], lines: pd.DataFrame, cfg: Se
     return {line_id: line_geometry(gray, int(graylevels[line_id]), cfg) for line_id, gray in images.items()}
 
 
-def line_check_boxes(
-    gray: np.ndarray,
-    origin: tuple[int, int],
-    threshold: int,
-    words: list[WordBox],
-    font: FontMetrics,
-) -> list[np.ndarray | None]:
+def line_check_boxes(line: LineInput, threshold: int, font: FontMetrics) -> list[np.ndarray | None]:
     """Self-check boxes (page coordinates) of the separable words of one line, at the line's ink threshold;
     None for the others."""
+    gray, origin = line.gray, line.origin
     mask = gray < threshold
     out: list[np.ndarray | None] = []
-    for word in words:
+    for word in line.words:
         starts, ends = font.spans(word.text)
         found = word_check_boxes(
             mask, clip_to_image((word.x - origin[0], word.y - origin[1], word.w, word.h), gray.shape), ends - starts
@@ -224,8 +208,7 @@ def check_boxes_table(root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg:
     images = load_line_images(root, lines, words).images
     rows: list[tuple] = []
     for line in readable_lines(lines, images, by_line):
-        threshold = line_threshold(line.gray, line.graylevel, cfg)
-        checks = line_check_boxes(line.gray, line.origin, threshold, line.words, font)
+        checks = line_check_boxes(line, line_threshold(line.gray, line.graylevel, cfg), font)
         for word, check in zip(line.words, checks, strict=True):
             if check is not None:
                 rows.extend((word.word_id, i, *map(int, check[i])) for i in range(len(check)))

@@ -15,7 +15,7 @@ from iamchars.iam.corpus import load_corpus
 from iamchars.segment.evaluate import box_iou, evaluate, span_iou
 from iamchars.segment.horizontal import ink_cuts, seed_spans
 from iamchars.segment.methods import METHODS, MissingCutsError, method_of
-from iamchars.segment.pipeline import WordBox, cut_line
+from iamchars.segment.pipeline import LineInput, WordBox, cut_line
 from iamchars.segment.refine import (
     WordInk,
     WordStrip,
@@ -204,7 +204,7 @@ def test_a_word_strip_keeps_only_the_words_own_ink() -> None:
     font = load_font("dancing-script", 64)
     for gap, stop, right in ((1.0, 0.0, 34), (0.0, 0.25, 34), (0.0, 0.0, 58)):
         cfg = SegmentConfig(method="refined", stray_gap=gap, stop_share=stop, deslant=False)
-        out = cut_line(gray, (0, 0), 128, word, cfg, font).words[0]
+        out = cut_line(LineInput("w", gray, (0, 0), 128, word), cfg, font).words[0]
         assert out[:, 0].min() == 0 and (out[:, 0] + out[:, 2]).max() == right
 
 
@@ -225,7 +225,7 @@ def test_segment_line_returns_page_coordinates_and_handles_empty_words() -> None
     ]
     font = load_font("dancing-script", 64)
     for method in ("seed", "refined"):
-        line = METHODS[method].line(gray, (1000, 500), 0, words, SegmentConfig(method=method), font, None)
+        line = METHODS[method].line(LineInput("w", gray, (1000, 500), 0, words), SegmentConfig(), font, None)
         out = line.words
         assert out[0].shape == (7, 5) and out[1].shape == (1, 5)
         assert (out[0][:, 0] >= 1000 + xs.min() - 1).all() and (out[0][:, 1] >= 500).all()
@@ -233,9 +233,9 @@ def test_segment_line_returns_page_coordinates_and_handles_empty_words() -> None
         # the word without ink gets the reference boxes (font cells over its box) in both methods
         assert out[1][0, 0] == 1000 and out[1][0, 2] == 5 and out[1][0, 4] == 0.0
     with pytest.raises(MissingCutsError):  # the aligned method never runs without its corpus pass's cuts
-        method_of("aligned").line(gray, (1000, 500), 0, words, SegmentConfig(), font, None)
-    aligned = method_of("aligned").line(gray, (1000, 500), 0, words, SegmentConfig(), font, {})
-    refined = method_of("refined").line(gray, (1000, 500), 0, words, SegmentConfig(), font, None)
+        method_of("aligned").line(LineInput("w", gray, (1000, 500), 0, words), SegmentConfig(), font, None)
+    aligned = method_of("aligned").line(LineInput("w", gray, (1000, 500), 0, words), SegmentConfig(), font, {})
+    refined = method_of("refined").line(LineInput("w", gray, (1000, 500), 0, words), SegmentConfig(), font, None)
     assert all(np.array_equal(a, r) for a, r in zip(aligned.words, refined.words, strict=True))  # no cuts: refined
 
 
