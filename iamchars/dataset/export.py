@@ -280,14 +280,17 @@ def _top_reasons(rejects: pd.DataFrame) -> str:
 
 
 def _check_reject_share(
-    corpus: IAMCorpus, rejected: int, rejects: pd.DataFrame, out: Path, cfg: PipelineConfig
+    where: Path, rejected: int, total: int, what: str, rejects: pd.DataFrame, out: Path, cfg: PipelineConfig
 ) -> None:
-    """The one limit on rejected word rows, checked before the work (rows) and after it (line images too)."""
-    if rejected > cfg.export.max_reject_share * corpus.input_word_rows:
+    """The one limit on what the input loses: word rows, checked before the work (rows) and after it (line
+    images too), and an imported folder's XML files. Over it, the rejects report goes to failed-rejects.csv
+    and the run fails naming `what` was lost."""
+    if rejected > cfg.export.max_reject_share * total:
+        write_table(rejects, out / FAILED_REJECTS)
         raise DatasetError(
-            f"{corpus.root}: {rejected:,} of {corpus.input_word_rows:,} word rows rejected, more than "
-            f"--max-reject-share {cfg.export.max_reject_share} ({_top_reasons(rejects)}); see "
-            f"{out / FAILED_REJECTS}, fix the input or raise the limit"
+            f"{where}: {rejected:,} of {total:,} {what}, more than --max-reject-share "
+            f"{cfg.export.max_reject_share} ({_top_reasons(rejects)}); see {out / FAILED_REJECTS}, fix the input "
+            "or raise the limit"
         )
 
 
@@ -295,13 +298,12 @@ def _check_input(corpus: IAMCorpus, words: pd.DataFrame, out: Path, cfg: Pipelin
     """Fail before any work when nothing can be exported, or when too much of the input was rejected."""
     rows = corpus.input_word_rows
     rejected = rows - int(corpus.words["valid"].sum())
-    if len(words) and rejected <= cfg.export.max_reject_share * rows:
+    if len(words):
+        _check_reject_share(corpus.root, rejected, rows, "word rows rejected", corpus.rejects, out, cfg)
         return
     write_table(corpus.rejects, out / FAILED_REJECTS)
     reasons = _top_reasons(corpus.rejects)
     see = f"see {out / FAILED_REJECTS}"
-    if len(words):
-        _check_reject_share(corpus, rejected, corpus.rejects, out, cfg)
     if corpus.warnings:
         why = "; ".join(corpus.warnings)
     elif rejected:
@@ -340,7 +342,9 @@ def build_dataset(
             input_word_rows=corpus.input_word_rows + layout.counts["words_lost"],
             warnings=list(layout.warnings),  # the import's own IAM files are no concern of the user's
         )
-        _check_pages(layout, corpus, out, cfg)
+        lost, files = layout.counts["pages_lost"], layout.counts["xml_files"]
+        unread = "XML files could not be read as pages"
+        _check_reject_share(layout.source, lost, files, unread, corpus.rejects, out, cfg)
     words = _usable_words(corpus, cfg.export.include_err)
     _check_input(corpus, words, out, cfg)
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
@@ -482,19 +486,6 @@ def _as_is(rejects: pd.DataFrame) -> pd.DataFrame:
     return rejects
 
 
-def _check_pages(layout: LayoutCorpus, corpus: IAMCorpus, out: Path, cfg: PipelineConfig) -> None:
-    """The reject limit on whole XML files: a folder most of whose pages cannot be read fails, even where the
-    pages read hold enough words."""
-    lost, total = layout.counts["pages_lost"], layout.counts["xml_files"]
-    if lost > cfg.export.max_reject_share * total:
-        write_table(corpus.rejects, out / FAILED_REJECTS)
-        raise DatasetError(
-            f"{layout.source}: {lost:,} of {total:,} XML files could not be read as pages, more than "
-            f"--max-reject-share {cfg.export.max_reject_share} ({_top_reasons(corpus.rejects)}); see "
-            f"{out / FAILED_REJECTS}, fix the input or raise the limit"
-        )
-
-
 def summary_line(summary: dict[str, Any], out: Path) -> str:
     """The line `build-dataset` closes with: characters per split, time and rate, alignment's share, rejects."""
     t = summary["timings"]
@@ -565,10 +556,9 @@ def _merge(
     all_rejects = pd.concat([corpus.rejects, locate(reject_frame(rejects))], ignore_index=True)
     bad_lines = {r["item_id"] for r in rejects if r["stage"] == "images"}  # not those composed from word images
     lost = int(corpus.input_word_rows - corpus.words["valid"].sum() + words["line_id"].isin(bad_lines).sum())
-    if manifest.empty or lost > cfg.export.max_reject_share * corpus.input_word_rows:
-        write_table(all_rejects, out / FAILED_REJECTS)
-    _check_reject_share(corpus, lost, all_rejects, out, cfg)
+    _check_reject_share(corpus.root, lost, corpus.input_word_rows, "word rows rejected", all_rejects, out, cfg)
     if manifest.empty:
+        write_table(all_rejects, out / FAILED_REJECTS)
         why = [f"{sum(excluded.values()):,} outside the class set {classes.name}"] if excluded else []
         why += [f"{below:,} below --min-score {cfg.export.min_score}"] if below else []
         why += [f"{len(rejects):,} rejected"] if rejects else []

@@ -299,12 +299,12 @@ def _walk(source: Path) -> Iterator[str]:
         yield from ((base / name).as_posix() for name in dirs if os.path.islink(Path(folder) / name))
 
 
-def list_xml(source: Path) -> tuple[list[str], list[Reject]]:
-    """The PAGE/ALTO candidates of the folder (`*.xml` in any case, METS.xml aside) that can be read: regular
-    files, or links to one inside the folder. Every other `*.xml` entry is a reject saying why."""
+def list_xml(source: Path, entries: list[str]) -> tuple[list[str], list[Reject]]:
+    """The PAGE/ALTO candidates among the folder's `entries` (`*.xml` in any case, METS.xml aside) that can be
+    read: regular files, or links to one inside the folder. Every other `*.xml` entry is a reject saying why."""
     found: list[str] = []
     rejects: list[Reject] = []
-    for rel in _walk(source):
+    for rel in entries:
         if not rel.lower().endswith(".xml") or Path(rel).name.lower() == "mets.xml":
             continue
         if not is_regular_file(source / rel):
@@ -321,7 +321,7 @@ def list_xml(source: Path) -> tuple[list[str], list[Reject]]:
     return found, rejects
 
 
-def _source_digest(source: Path, xml_files: list[str]) -> str:
+def _source_digest(source: Path, xml_files: list[str], entries: list[str]) -> str:
     """The identity of every input (the XML and writers.csv bytes; every other entry's size and time, whatever
     its suffix): a changed input makes a new import."""
     digest = hashlib.sha256()
@@ -329,7 +329,7 @@ def _source_digest(source: Path, xml_files: list[str]) -> str:
         path = source / rel
         if is_regular_file(path):
             digest.update(rel.encode() + b"\0" + read_bytes(path))
-    for rel in _walk(source):
+    for rel in entries:
         try:
             info = os.stat(source / rel)
             digest.update(f"{rel} {info.st_size} {info.st_mtime_ns}\n".encode())
@@ -348,12 +348,13 @@ def import_corpus(
         raise LayoutCorpusError(f"--corpus {source}: no such folder")
     if fmt is not None and fmt not in FORMATS:
         raise LayoutCorpusError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    xml_files, skipped = list_xml(source)
+    entries = list(_walk(source))
+    xml_files, skipped = list_xml(source, entries)
     if not xml_files:
         first = f" ({skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""
         raise LayoutCorpusError(f"--corpus {source}: no readable *.xml file in the folder or below it{first}")
     writers, writers_from = read_writers(source, xml_files)
-    digest = _source_digest(source, xml_files) + (fmt or "")
+    digest = _source_digest(source, xml_files, entries) + (fmt or "")
     reused = _reuse(source, dest, digest, writers_from)
     if reused is not None:
         return reused

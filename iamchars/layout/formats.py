@@ -77,7 +77,8 @@ def read_layout(data: bytes, source: str) -> LayoutPage:
 
 def write_glyphs(data: bytes, source: str, lines: dict[int, list[WordGlyphs]]) -> tuple[bytes, WriteReport]:
     """The file with a Glyph per character inside its word's element (`write.add_glyphs`), in its own format."""
-    fmt = format_of(parse_xml(data, source))
+    root = parse_xml(data, source)
+    fmt = format_of(root)
     if fmt is None:
         raise LayoutError(f"{source}: not a layout file of a known format")
-    return add_glyphs(data, source, lines, fmt.words, fmt.glyphs)
+    return add_glyphs(root, data, lines, fmt.words, fmt.glyphs)

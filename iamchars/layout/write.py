@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from lxml import etree
 
-from iamchars.layout.read import WordScheme, document_entities, line_words, parse_xml
+from iamchars.layout.read import WordScheme, document_entities, line_words
 
 Box = tuple[int, int, int, int]
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
@@ -194,14 +194,12 @@ def _put_line(
         targets = {w.index: found.elements[owners[w.index]] for w in words if w.index < len(owners)}
     had_glyphs = {id(e) for e in targets.values() if e.find("{*}Glyph") is not None}
     report.words_with_own_glyphs += len(had_glyphs)
-    placed: dict[int, int] = {}  # glyphs put into each element so far (one element may hold several words)
     for word in words:
         element = targets.get(word.index)
         if element is None or id(element) in had_glyphs:
             continue
         ident = element.get(glyphs.id_attr) or f"{line_ident}_w{word.index:02d}"
-        first = placed.get(id(element), 0)
-        placed[id(element)] = first + len(word.glyphs)
+        first = len(element.findall("{*}Glyph"))  # ours so far: an element may hold several words
         at = _after(element, glyphs.after)
         made = [glyphs.glyph(element, ids.new(f"{ident}_g{first + k:02d}"), g) for k, g in enumerate(word.glyphs)]
         element[at:at] = made
@@ -217,12 +215,11 @@ def _declaration(data: bytes) -> tuple[bool, bool | None]:
 
 
 def add_glyphs(
-    data: bytes, source: str, lines: dict[int, list[WordGlyphs]], words: WordScheme, glyphs: GlyphScheme
+    root: etree._Element, data: bytes, lines: dict[int, list[WordGlyphs]], words: WordScheme, glyphs: GlyphScheme
 ) -> tuple[bytes, WriteReport]:
-    """The file with a Glyph per character inside its word's element, for the text lines at the given
-    positions (document order, as the readers number them), in the format whose schemes are given. Everything
-    else is written as it was read, in the file's own encoding."""
-    root = parse_xml(data, source)
+    """The file (`root`, parsed from `data`) with a Glyph per character inside its word's element, for the text
+    lines at the given positions (document order, as the readers number them), in the format whose schemes are
+    given. Everything else is written as it was read, in the file's own encoding."""
     ids = Ids(root, glyphs.id_attr)
     entities = document_entities(root)
     report = WriteReport()
