@@ -252,15 +252,15 @@ class ExportConfig:
     layout: str = registered("none", "iamchars.layout.formats:FORMATS", "none")
     """With a PAGE or ALTO input (`--corpus`): also write its files back in this format of
     `layout/formats.py` ("page", "alto"), into OUT/<format>/, with a Glyph per exported character (its box
-    and score) inside its word; "none" writes none."""
+    and confidence) inside its word; "none" writes none."""
     classes: str = one_of("byclass", "bymerge", "letters", "digits")
     """byclass (62), bymerge (47), letters (26, case-folded), digits (10)."""
     punctuation: bool = False
     """Add the 16 punctuation classes to the class set."""
     include_err: bool = False
     """Also export words of lines IAM flags `err` (segmentation errors in its own boxes)."""
-    min_score: float = bounded(0.0, 0.0, 1.0)
-    """Drop characters whose segmentation score (0..1) is below this."""
+    min_confidence: float = bounded(0.0, 0.0, 1.0)
+    """Drop characters whose confidence (the calibrated probability that the box is right) is below this."""
     boxes: str = "estimated"
     """"estimated" (segmentation) or "gt:PATH/chars_gt.csv" (true boxes of a synthetic corpus)."""
     workers: int = bounded(0, 0, 512, shapes_output=False)
@@ -380,6 +380,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+RENAMED = {"export.min_score": "export.min_confidence"}
+"""Keys of earlier versions, and what they are now: a config that names one fails saying so."""
+
+
 def section_names() -> list[str]:
     """The config's sections (`split`, `parse`, ...), as TOML tables and `--set section.key=...` name them."""
     defaults = PipelineConfig()
@@ -391,6 +395,8 @@ def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> Non
     hints = typing.get_type_hints(type(obj))
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if dotted in RENAMED:
+            raise ConfigError(f"{source}: {dotted!r} is now {RENAMED[dotted]!r}")
         if key not in hints:
             if not prefix and isinstance(value, dict):
                 raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(section_names())})")

@@ -10,6 +10,7 @@ import pytest
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "iam-real-sample"
 PEN_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "pen-dev"
+UNIPEN_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "unipen-dev"
 
 FORMS = """# forms.txt (tiny)
 x01-000 100 1 all 2 2 5 5
@@ -72,6 +73,13 @@ def pen_dev() -> Path:
     if not (PEN_DEV / "ascii" / "lines.txt").is_file():
         pytest.skip("../shared/pen-dev is not present in this checkout")
     return PEN_DEV
+
+
+@pytest.fixture()
+def unipen_dev() -> Path:
+    if not (UNIPEN_DEV / "ascii" / "lines.txt").is_file():
+        pytest.skip("../shared/unipen-dev is not present in this checkout")
+    return UNIPEN_DEV
 
 
 @pytest.fixture(scope="session")

@@ -153,19 +153,28 @@ def tabbed_words(ws: Workspace) -> tuple[bool, str]:
     return same, f"exit 0, {'same' if same else 'different'} character count"
 
 
-@trial("--min-score 2", "exit 2 before any work: out of range 0..1")
-def min_score_out_of_range(ws: Workspace) -> tuple[bool, str]:
-    outcome = _build(ws, ws.corpus, ws.new("ds"), "--min-score", "2")
-    out = outcome.output  # the range in typer's own words, or in click's ("0<=x<=1") with an older typer
-    refused = "Invalid value for '--min-score'" in out and ("less than or equal to 1" in out or "<=1" in out)
+@trial("--min-confidence 2", "exit 2 before any work: out of range 0..1")
+def min_confidence_out_of_range(ws: Workspace) -> tuple[bool, str]:
+    outcome = _build(ws, ws.corpus, ws.new("ds"), "--min-confidence", "2")
+    out = " ".join(outcome.output.replace("\u2502", " ").split())  # the message, unwrapped from its box
+    # the range in typer's own words, or in click's ("0<=x<=1") with an older typer
+    refused = "Invalid value for '--min-confidence'" in out and ("less than or equal to 1" in out or "<=1" in out)
     return outcome.code == 2 and "Traceback" not in outcome.output and refused, (
         f"exit {outcome.code}: range refused" if outcome.code == 2 else _first_error(outcome)
     )
 
 
-@trial("--min-score 1 (every character below it)", "exit 1: 0 characters exported, below --min-score")
-def min_score_drops_everything(ws: Workspace) -> tuple[bool, str]:
-    return _fails_with(_build(ws, ws.corpus, ws.new("ds"), "--min-score", "1"), "0 characters exported", "min-score")
+@trial("--min-score 0.5 (the flag's old name)", "exit 2 before any work, one line naming --min-confidence")
+def min_score_is_renamed(ws: Workspace) -> tuple[bool, str]:
+    outcome = _build(ws, ws.corpus, ws.new("ds"), "--min-score", "0.5")
+    named = "--min-confidence" in _first_error(outcome)
+    return outcome.code == 2 and named and "Traceback" not in outcome.output, _first_error(outcome)
+
+
+@trial("--min-confidence 1 (every character below it)", "exit 1: 0 characters exported, below --min-confidence")
+def min_confidence_drops_everything(ws: Workspace) -> tuple[bool, str]:
+    outcome = _build(ws, ws.corpus, ws.new("ds"), "--min-confidence", "1")
+    return _fails_with(outcome, "0 characters exported", "min-confidence")
 
 
 @trial("60% of word rows malformed", "exit 1: more than --max-reject-share rejected")

@@ -62,7 +62,9 @@ def test_every_module_has_a_floor_and_imports_only_run_down() -> None:
 
 
 SEGMENT_FLOORS = {
-    **dict.fromkeys(["slant", "vertical", "horizontal", "paths", "evaluate", "refine", "words", "selfcheck"], 1),
+    **dict.fromkeys(
+        ["slant", "vertical", "horizontal", "paths", "evaluate", "refine", "words", "selfcheck", "confidence"], 1
+    ),
     **dict.fromkeys(["align", "align.alignment", "align.network", "align.selftrain"], 1),
     "pipeline": 2,
     "runner": 3,

@@ -40,7 +40,7 @@ def _checks(root: Path) -> dict[str, Callable[[Any, dict[str, Any]], bool]]:
         "g": lambda v, ns: v.shape == (len(train), 3),
         "chars": lambda v, ns: all(v[int(r.label)] == r.char for r in train.itertuples()),
         "m": lambda v, ns: len(v) == len(manifest),
-        "good": lambda v, ns: len(v) == int((manifest["score"] > 0.5).sum()),
+        "good": lambda v, ns: len(v) == int((manifest["confidence"] > 0.9).sum()),
         "mapping": lambda v, ns: sorted(v) == folders and sorted(v.values()) == list(range(len(folders))),
     }
 

@@ -70,8 +70,12 @@ def build_dataset_cmd(
             "--include-err/--exclude-err", help="also export words of lines IAM flags 'err'", show_default="exclude"
         ),
     ] = None,
+    min_confidence: Annotated[
+        float | None,
+        cfg_option(ExportConfig, "min_confidence", "drop characters less likely than this to be boxed right (0..1)"),
+    ] = None,
     min_score: Annotated[
-        float | None, cfg_option(ExportConfig, "min_score", "drop characters below this confidence (0..1)")
+        float | None, typer.Option("--min-score", hidden=True, help="renamed --min-confidence")
     ] = None,
     max_reject_share: Annotated[
         float | None,
@@ -99,6 +103,8 @@ def build_dataset_cmd(
     """Parse, segment and export a character dataset (manifest, PNGs, packed arrays, QA pictures, card)."""
     from iamchars.dataset.export import build_dataset, summary_line
 
+    if min_score is not None:
+        raise fail("--min-score is now --min-confidence (the calibrated probability that a box is right, 0..1)", 2)
     cfg = load_cfg(
         config,
         set_,
@@ -109,7 +115,7 @@ def build_dataset_cmd(
             "export.size": size,
             "export.crop": crop,
             "export.include_err": include_err,
-            "export.min_score": min_score,
+            "export.min_confidence": min_confidence,
             "export.max_reject_share": max_reject_share,
             "export.boxes": boxes,
             "export.workers": workers,

@@ -29,7 +29,7 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
             "outside the character's box is blanked."
         ),
         f"- Class set `{classes.name}` ({len(classes.classes)} classes); IAM `err` words "
-        f"{'included' if exp['include_err'] else 'excluded'}; minimum segmentation score {exp['min_score']}.",
+        f"{'included' if exp['include_err'] else 'excluded'}; minimum confidence {exp['min_confidence']}.",
         "- Splits are writer-disjoint (IAM's Large Writer Independent task files where present, else a "
         "deterministic split by writer id).",
         *_source_form(summary.get("input", {})),
@@ -46,11 +46,11 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "",
         "- `manifest.parquet` / `manifest.csv`: one row per character with its provenance (`char_id, word_id, "
         "line_id, form_id, writer_id, split`), its class (`char, label`), its box in form-page pixels "
-        "(`x, y, w, h`), the segmentation confidence `score` (0..1), the self-check IoU `check_iou` (empty "
-        "unless its word is separable), its line's ink mean row and standard deviation (`line_mean_y, "
-        "line_std`, the statistics the vertical bounds come from), its word's box (`word_x, word_y, word_w, "
-        "word_h`) and whether the input gave it or it was found in the line's ink (`word_box`: given / found), "
-        "and the PNG path `image`.",
+        "(`x, y, w, h`), its `confidence` (the calibrated probability that the box is right), the self-check "
+        "IoU `check_iou` (empty unless its word is separable), its line's ink mean row and standard deviation "
+        "(`line_mean_y, line_std`, the statistics the vertical bounds come from), its word's box (`word_x, "
+        "word_y, word_w, word_h`) and whether the input gave it or it was found in the line's ink (`word_box`: "
+        "given / found), and the PNG path `image`.",
         "- `images/{train,val,test}/<label>_<name>/<char_id>.png`: ImageFolder layout; every split holds every "
         "class's folder (empty where it lacks the class), the names sort in label order and never differ only by "
         "case, so ImageFolder (`allow_empty=True`) gives each image its label; `iamchars.data.class_to_idx` "
@@ -62,7 +62,8 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "from the line's ink mean row; what a crop scaled to fill its tile loses, for `iamchars train --geometry`).",
         "- `classes.json`: label -> character(s) and folder; `rejects.csv`: everything skipped, with reasons.",
         "- `qa/`: `overlays.png` (boxes over lines, red = low confidence, green = high), `overview.png` (a "
-        "row per class), `classes/<folder>.png` (a sheet per class), `lowest_confidence.png`.",
+        "row per class), `classes/<folder>.png` (a sheet per class), `lowest_confidence.png` (where to start "
+        "reviewing), `reliability.png` (the confidence against how often boxes are right).",
         "",
         "Loading the packed arrays: `d = numpy.load('arrays/train.npz'); x, y = d['images'], d['labels']`.",
         "",
@@ -91,6 +92,12 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
             f"- Mean IoU {check['mean_iou']:.3f}; IoU >= 0.5 for {100 * check['share_iou_ge_0.5']:.1f}% of them. "
             "Separable words are easier than joined ones: read this as an upper bound of the whole dataset's IoU."
         )
+    if summary.get("words_from_pieces"):
+        lines.append(
+            f"- Not counted above: {summary['words_from_pieces']:,} words whose letters are written apart. Their "
+            "pieces of ink are their boxes (exact; `source` = pieces in the manifest)."
+        )
+    lines += _trust(summary.get("reliability"))
     excluded = summary["excluded_by_class_set"]
     lines += [
         "",
@@ -98,7 +105,7 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         "",
         f"- Outside the class set: {sum(excluded.values()):,} characters "
         f"({', '.join(f'`{k}` {v:,}' for k, v in list(excluded.items())[:20]) or 'none'}).",
-        f"- Below the minimum score: {summary['below_min_score']:,}.",
+        f"- Below the minimum confidence: {summary['below_min_confidence']:,}.",
         f"- Word boxes too narrow for their transcription (rejected, their characters not exported): "
         f"{summary.get('narrow_word_boxes', 0):,}.",
         f"- Rejected (see `rejects.csv`): {summary['rejects']:,}"
@@ -110,6 +117,51 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
     lines += _timings(summary["timings"], summary.get("alignment"), cfg["segment"]["align"])
     lines += ["", "## Parameters", "", "```json", json.dumps(cfg, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def _trust(report: dict[str, Any] | None) -> list[str]:
+    """The card's section on the confidence: how well it predicted which boxes are right, and what each
+    threshold keeps."""
+    if report is None:
+        return []
+    lines = [
+        "",
+        "## How far to trust each box",
+        "",
+        "Each character's `confidence` is the estimated probability that its box is right (IoU >= 0.5 with the "
+        "box of its own ink), from what the segmentation knows of it: the aligner's certainty of its cuts, how "
+        "well its ink fits its letter and its word's, its ink score and the self-check. Filter with "
+        "`build-dataset --min-confidence T`, or on the manifest's column.",
+        "",
+    ]
+    if report["characters"]:
+        easier = (
+            " These words are the easier ones: the share right is higher than the whole dataset's."
+            if report["against"] != "true boxes"
+            else ""
+        )
+        lines += [
+            "![reliability](qa/reliability.png)",
+            "",
+            f"Measured against {report['against']} ({report['characters']:,} characters, "
+            f"{100 * report['share_right']:.1f}% right): AUROC {report['auroc']:.3f} (the chance that a right box "
+            f"is more confident than a wrong one), expected calibration error {report['ece']:.3f}, "
+            f"{100 * report['right_among_80pc_most_confident']:.1f}% right among the 80% most confident.{easier}",
+            "",
+        ]
+    observed = any("observed_right" in r for r in report["thresholds"])
+    lines += [
+        "| confidence >= | characters kept | expected share right |" + (" observed share right |" if observed else ""),
+        "| ---: | ---: | ---: |" + (" ---: |" if observed else ""),
+    ]
+    for r in report["thresholds"]:
+        row = f"| {r['threshold']:.2f} | {100 * r['kept']:.1f}% | {_percent(r['expected_right'])} |"
+        lines.append(row + (f" {_percent(r['observed_right'])} |" if observed else ""))
+    return lines
+
+
+def _percent(share: float) -> str:
+    return "-" if share != share else f"{100 * share:.1f}%"  # NaN: no character kept
 
 
 STAGES = {

@@ -33,6 +33,7 @@ from iamchars.dataset.crops import box_geometry, crop_box, line_window, normaliz
 from iamchars.dataset.format import (
     FAILED_REJECTS,
     MANIFEST_COLUMNS,
+    PIECES,
     SPLITS,
     ManifestRow,
     SplitArrays,
@@ -43,6 +44,7 @@ from iamchars.dataset.format import (
     write_manifest,
     write_split,
 )
+from iamchars.dataset.reliability import boxes_right, reliability, threshold_rows
 from iamchars.errors import UserError
 from iamchars.fileio import (
     atomic_path,
@@ -62,7 +64,7 @@ from iamchars.layout.formats import write_glyphs
 from iamchars.layout.write import glyphs_by_line
 from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.progress import progress_bar
-from iamchars.segment.pipeline import Cuts
+from iamchars.segment.methods import CorpusCuts
 from iamchars.segment.runner import load_line_images
 from iamchars.segment.selfcheck import summarize_check
 from iamchars.segment.stage import corpus_cuts, given_form, segment_form, unboxed_lines, with_found_words
@@ -83,7 +85,7 @@ class FormJob:
     cfg: PipelineConfig
     classes: ClassSet
     source: str
-    cuts: Cuts | None = None
+    cuts: CorpusCuts | None = None
     """The method's corpus-pass cuts of this form's words, where the method has a corpus pass."""
 
 
@@ -126,7 +128,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
         if label is None:
             excluded[b.char] += 1
             continue
-        if b.score < exp.min_score:
+        if b.confidence < exp.min_confidence:
             below += 1
             continue
         gray = images.get(line_id)
@@ -164,7 +166,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 y=int(b.y),
                 w=int(b.w),
                 h=int(b.h),
-                score=float(b.score),
+                confidence=float(b.confidence),
                 check_iou=float(b.check_iou),
                 bounds_from="word images" if line_id in loaded.composed else "line image",
                 line_mean_y=round(mean + ly, 3),
@@ -176,7 +178,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
                 word_y=int(wy),
                 word_w=int(ww),
                 word_h=int(wh),
-                source=job.source,
+                source=PIECES if b.from_pieces else job.source,
                 image=rel,
             )
         )
@@ -185,7 +187,7 @@ def process_form(job: FormJob) -> dict[str, Any]:
         "rows": rows,
         "rejects": rejects,
         "excluded": dict(excluded),
-        "below_min_score": below,
+        "below_min_confidence": below,
         "characters_seen": len(boxes),
     }
     shard = _shard_path(job.out, job.form_id)
@@ -270,7 +272,7 @@ def _prepare_work(out: Path, digest: str) -> None:
         write_json(state_path, {"digest": digest, "version": __version__})
 
 
-def _usable_words(corpus: IAMCorpus, include_err: bool) -> pd.DataFrame:
+def usable_words(corpus: IAMCorpus, include_err: bool) -> pd.DataFrame:
     words = corpus.words[corpus.words["valid"] & corpus.words["split"].isin(SPLITS)]
     return words if include_err else words[words["flag"] == "ok"]
 
@@ -345,7 +347,7 @@ def build_dataset(
         lost, files = layout.counts["pages_lost"], layout.counts["xml_files"]
         unread = "XML files could not be read as pages"
         _check_reject_share(layout.source, lost, files, unread, corpus.rejects, out, cfg)
-    words = _usable_words(corpus, cfg.export.include_err)
+    words = usable_words(corpus, cfg.export.include_err)
     _check_input(corpus, words, out, cfg)
     lines = corpus.lines[corpus.lines["line_id"].isin(set(words["line_id"]))]
     source = "gt" if source_kind == "gt" else f"estimated:{cfg.segment.method}"
@@ -387,7 +389,7 @@ def build_dataset(
             cfg,
             classes,
             source,
-            {w: found.cuts[w] for w in words_by_form[f]["word_id"] if w in found.cuts} if found is not None else None,
+            found.of_words(words_by_form[f]["word_id"]) if found is not None else None,
         )
         for f in todo
     ]
@@ -414,6 +416,7 @@ def build_dataset(
                     inside(stage, "images", split, classes.folder(label)).mkdir(parents=True, exist_ok=True)
         timings["merge_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
+        summary["reliability"] = _reliability(stage, Path(root), manifest, source, corpus.warnings)
         _write_qa(stage, Path(root), lines, words, manifest, crops, classes, cfg)
         if layout is not None and cfg.export.layout != "none":
             corpus.warnings.extend(_write_layout(stage, layout, manifest, cfg.export.layout))
@@ -439,6 +442,46 @@ def build_dataset(
     publish(stage, out, record)
     shutil.rmtree(out / ".work", ignore_errors=True)  # finished: the shards are in the manifest and arrays now
     return summary
+
+
+TRUTH_FILE = "chars_gt.csv"
+"""A corpus's true boxes, where it has them (synthetic corpora, pen-dev): the card measures the confidence on
+them."""
+
+
+def _reliability(
+    stage: Path, root: Path, manifest: pd.DataFrame, source: str, warnings: list[str]
+) -> dict[str, Any] | None:
+    """How well the confidence predicts which boxes are right, against the corpus's true boxes where it has
+    them (`chars_gt.csv` in its root), else against the self-check's exact boxes of separable words; drawn as
+    qa/reliability.png. None for a dataset of true boxes."""
+    if source == "gt":
+        return None
+    confidence = manifest["confidence"].to_numpy(np.float64)
+    truth_file = root / TRUTH_FILE
+    right: np.ndarray | None = None
+    if is_regular_file(truth_file):
+        try:
+            truth = read_table(truth_file, ["word_id", "char_index", "x", "y", "w", "h"], "true-box file")
+            right = boxes_right(manifest, truth)
+        except (UserError, ValueError) as exc:
+            warnings.append(f"{truth_file}: not used to measure the confidence ({exc})")
+    if right is not None:
+        known, against = np.ones(len(manifest), bool), "true boxes"
+    else:
+        check = manifest["check_iou"].to_numpy(np.float64)
+        known, against = np.isfinite(check), "the self-check's boxes of separable words"
+        right = check >= 0.5
+    report = {
+        **reliability(confidence[known], right[known], against),
+        "thresholds": threshold_rows(confidence, right if known.all() else None),
+    }
+    if known.any():
+        subtitle = f"{int(known.sum()):,} characters against {against}"
+        write_png(
+            stage / "qa" / "reliability.png", qa_pictures.reliability_picture(pd.DataFrame(report["bins"]), subtitle)
+        )
+    return report
 
 
 def _check_layout_output(cfg: PipelineConfig, layout: LayoutCorpus | None) -> None:
@@ -548,7 +591,7 @@ def _merge(
         crops.append(stack)
         rejects.extend(meta["rejects"])
         excluded.update(meta["excluded"])
-        below += meta["below_min_score"]
+        below += meta["below_min_confidence"]
         seen += meta["characters_seen"]
     manifest = manifest_table(rows)
     geometry = box_geometry(manifest)
@@ -560,7 +603,7 @@ def _merge(
     if manifest.empty:
         write_table(all_rejects, out / FAILED_REJECTS)
         why = [f"{sum(excluded.values()):,} outside the class set {classes.name}"] if excluded else []
-        why += [f"{below:,} below --min-score {cfg.export.min_score}"] if below else []
+        why += [f"{below:,} below --min-confidence {cfg.export.min_confidence}"] if below else []
         why += [f"{len(rejects):,} rejected"] if rejects else []
         raise DatasetError(
             f"{corpus.root}: 0 characters exported of {seen:,} ({', '.join(why) or 'no word held a character'}); "
@@ -582,6 +625,7 @@ def _merge(
             "polarity": "white ink (255) on black background (0)",
         },
     )
+    segmented = (manifest["source"] != PIECES).to_numpy()
     counts = (
         manifest.groupby(["label", "split"]).size().unstack(fill_value=0).reindex(columns=list(SPLITS), fill_value=0)
     )
@@ -592,18 +636,19 @@ def _merge(
             "characters": len(manifest),
             "characters_seen": seen,
             "excluded_by_class_set": dict(sorted(excluded.items(), key=lambda kv: -kv[1])),
-            "below_min_score": below,
+            "below_min_confidence": below,
+            "words_from_pieces": int(manifest.loc[manifest["source"] == PIECES, "word_id"].nunique()),
             "rejects": len(all_rejects),
             "rejects_by_reason": {str(k): int(v) for k, v in all_rejects["reason"].value_counts().items()},
             "narrow_word_boxes": int((all_rejects["reason"] == NARROW_BOX).sum()),
             "splits": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
             "writers": {s: int(manifest.loc[manifest["split"] == s, "writer_id"].nunique()) for s in SPLITS},
             "per_class": {int(label): {s: int(v) for s, v in row.items()} for label, row in counts.iterrows()},
-            "mean_score": float(manifest["score"].mean()) if len(manifest) else 0.0,
-            "self_check": summarize_check(
-                manifest["check_iou"].to_numpy(np.float64),
-                manifest["word_id"].to_numpy(str),
-                int(manifest["word_id"].nunique()),
+            "mean_confidence": float(manifest["confidence"].mean()) if len(manifest) else 0.0,
+            "self_check": summarize_check(  # the words boxed by their pieces would only check themselves
+                manifest.loc[segmented, "check_iou"].to_numpy(np.float64),
+                manifest.loc[segmented, "word_id"].to_numpy(str),
+                int(manifest.loc[segmented, "word_id"].nunique()),
             ),
         },
     )

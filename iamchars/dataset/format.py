@@ -26,7 +26,7 @@ from iamchars.fileio import atomic_path, read_bytes, write_json, write_table
 from iamchars.layout.formats import FORMATS
 
 RECORD = "dataset.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """The version of the dataset's files, in its record. Bumped whenever what a reader finds changes (a manifest
 column added, renamed or retyped; an array or file added), with its manifest columns in FORMAT_COLUMNS: a test
 fails until both are done. Readers refuse a dataset of any other version, naming both."""
@@ -80,8 +80,9 @@ class ManifestRow(NamedTuple):
     y: int
     w: int
     h: int
-    score: float
-    """Segmentation confidence, 0..1."""
+    confidence: float
+    """The calibrated probability that the box is right (IoU >= 0.5 with the character's ink box); 1 for true
+    boxes."""
     check_iou: float
     """IoU with the self-check box of a separable word; NaN where the word is not separable."""
     bounds_from: str
@@ -101,16 +102,23 @@ class ManifestRow(NamedTuple):
     word_w: int
     word_h: int
     source: str
-    """"gt" (true boxes) or "estimated:METHOD"."""
+    """"gt" (true boxes), "estimated:METHOD", or "pieces" (letters written apart: each is its own piece of ink,
+    whose box is exact)."""
     image: str
     """The tile, relative to the dataset folder ("" when tiles are not written)."""
 
 
 MANIFEST_COLUMNS = list(ManifestRow._fields)
+PIECES = "pieces"
+"""`source` of the characters of words whose letters are written apart: their boxes are their pieces of ink."""
 FORMAT_COLUMNS = {
     1: (
         "char_id word_id line_id form_id writer_id split char char_index label x y w h score check_iou bounds_from "
         "line_mean_y line_std word_text word_flag word_box word_x word_y word_w word_h source image"
+    ),
+    2: (
+        "char_id word_id line_id form_id writer_id split char char_index label x y w h confidence check_iou "
+        "bounds_from line_mean_y line_std word_text word_flag word_box word_x word_y word_w word_h source image"
     ),
 }
 """The manifest's columns in each format version, space-separated."""
@@ -121,7 +129,7 @@ MANIFEST_DTYPES = {
     "y": "int32",
     "w": "int32",
     "h": "int32",
-    "score": "float64",
+    "confidence": "float64",
     "check_iou": "float64",
     "word_x": "int32",
     "word_y": "int32",

@@ -34,7 +34,8 @@ PAGE_WORD_AFTER = ("AlternativeImage", "Coords", "Baseline", "Word")
 class GlyphBox:
     char: str
     box: Box
-    score: float
+    confidence: float
+    """The probability that the box is right: PAGE's TextEquiv@conf, ALTO's GC."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def glyphs_by_line(manifest: pd.DataFrame, line_order: dict[str, int]) -> dict[i
     for word_id, chars in rows.groupby("word_id", sort=True):
         first = chars.iloc[0]
         glyphs = [
-            GlyphBox(str(c.char), (int(c.x), int(c.y), int(c.w), int(c.h)), float(c.score))
+            GlyphBox(str(c.char), (int(c.x), int(c.y), int(c.w), int(c.h)), float(c.confidence))
             for c in chars.itertuples(index=False)
         ]
         word = WordGlyphs(
@@ -125,7 +126,7 @@ class Ids:
 def _page_glyph(word: etree._Element, ident: str, glyph: GlyphBox) -> etree._Element:
     element = _element(word, "Glyph", id=ident)
     etree.SubElement(element, _same_ns(element, "Coords"), points=corners(glyph.box))
-    equiv = etree.SubElement(element, _same_ns(element, "TextEquiv"), conf=f"{glyph.score:.4f}")
+    equiv = etree.SubElement(element, _same_ns(element, "TextEquiv"), conf=f"{glyph.confidence:.4f}")
     etree.SubElement(equiv, _same_ns(element, "Unicode")).text = glyph.char
     return element
 
@@ -141,7 +142,7 @@ def _alto_glyph(string: etree._Element, ident: str, glyph: GlyphBox) -> etree._E
         VPOS=str(y),
         WIDTH=str(w),
         HEIGHT=str(h),
-        GC=f"{glyph.score:.4f}",
+        GC=f"{glyph.confidence:.4f}",
     )
 
 

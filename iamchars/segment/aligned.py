@@ -21,7 +21,7 @@ from iamchars.nn import pick_device
 from iamchars.parallel import ordered_map, resolve_workers, usable_cpus
 from iamchars.progress import progress_bar
 from iamchars.segment.align import WEIGHTS
-from iamchars.segment.align.alignment import ALPHABET, AlignmentWord
+from iamchars.segment.align.alignment import ALPHABET, EVIDENCE, AlignmentWord
 from iamchars.segment.align.network import SegmentNet
 from iamchars.segment.align.selftrain import SelfTrainingCost, plan_of, self_train
 from iamchars.segment.runner import form_alignment_words
@@ -57,6 +57,8 @@ class AlignmentStats(SelfTrainingCost):
 class CorpusAlignment:
     cuts: dict[str, np.ndarray]
     """Cuts (deslanted ink columns) of every word with ink, by word id."""
+    evidence: dict[str, np.ndarray]
+    """What the last re-alignment says of each character of those words (`alignment.EVIDENCE`), by word id."""
     stats: AlignmentStats = field(default_factory=AlignmentStats)
 
 
@@ -121,6 +123,7 @@ def align_corpus(
         torch.set_num_threads(threads)
     out = CorpusAlignment(
         {w.word_id: c for w, c in zip(words, result.cuts, strict=True)},
+        {w.word_id: e for w, e in zip(words, result.evidence, strict=True)},
         AlignmentStats(**asdict(result.cost), words=len(words), strips_s=strips_s, device=device.type),
     )
     if cache is not None:
@@ -133,14 +136,17 @@ def save_cuts(path: Path, alignment: CorpusAlignment) -> None:
     ids = sorted(cuts)
     sizes = np.array([len(cuts[i]) for i in ids], np.int64)
     flat = np.concatenate([cuts[i] for i in ids]) if ids else np.zeros(0)
+    evidence = np.concatenate([alignment.evidence[i] for i in ids]) if ids else np.zeros((0, len(EVIDENCE)))
     stats = np.array(json.dumps(asdict(alignment.stats)))
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=flat, stats=stats)
+        np.savez(fh, word_ids=np.array(ids, dtype=str), sizes=sizes, cuts=flat, evidence=evidence, stats=stats)
 
 
 def load_cuts(path: Path) -> CorpusAlignment:
     with np.load(path) as data:
         ids: Sequence[str] = data["word_ids"].tolist()
-        pieces = np.split(data["cuts"], np.cumsum(data["sizes"])[:-1]) if len(ids) else []
+        bounds = np.cumsum(data["sizes"])[:-1]
+        pieces = np.split(data["cuts"], bounds) if len(ids) else []
+        evidence = np.split(data["evidence"], bounds - np.arange(1, len(ids))) if len(ids) else []
         stats = AlignmentStats(**json.loads(str(data["stats"])))
-    return CorpusAlignment(dict(zip(ids, pieces, strict=True)), stats)
+    return CorpusAlignment(dict(zip(ids, pieces, strict=True)), dict(zip(ids, evidence, strict=True)), stats)

@@ -5,7 +5,7 @@ id). `segment.method` in the config, the CLI's `--method`, `tools/bench.py` and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,17 @@ from iamchars.segment.runner import LineMethod
 
 @dataclass(frozen=True)
 class CorpusCuts:
-    """What a corpus pass found: every word's cuts, and what finding them took (the card reports it)."""
+    """What a corpus pass found: every word's cuts, what it knows of each character (`alignment.EVIDENCE`,
+    for its confidence), and what finding them took (the card reports it)."""
 
     cuts: dict[str, np.ndarray]
+    evidence: dict[str, np.ndarray]
     stats: dict[str, Any]
+
+    def of_words(self, word_ids: Iterable[str]) -> CorpusCuts:
+        """The cuts and evidence of these words only (what one form's worker needs)."""
+        kept = [w for w in word_ids if w in self.cuts]
+        return CorpusCuts({w: self.cuts[w] for w in kept}, {w: self.evidence[w] for w in kept}, self.stats)
 
 
 CorpusPass = Callable[
@@ -42,6 +49,8 @@ class Method:
     """Character boxes of one line's words (`pipeline.LineBoxes`), given the corpus pass's cuts if any."""
     corpus_pass: CorpusPass | None = None
     """Run once over the whole corpus before any line is segmented; None for a method that needs none."""
+    pieces: bool = True
+    """A word whose letters are written apart takes its pieces of ink as its boxes (`runner.segment_form`)."""
 
 
 class MissingCutsError(ValueError):
@@ -73,7 +82,7 @@ def _aligned_pass(
     from iamchars.segment.aligned import align_corpus  # torch: only the learned method loads it
 
     found = align_corpus(root, lines_by_form, words_by_form, cfg, workers, cache, progress)
-    return CorpusCuts(found.cuts, asdict(found.stats))
+    return CorpusCuts(found.cuts, found.evidence, asdict(found.stats))
 
 
 METHODS: dict[str, Method] = {
@@ -81,7 +90,7 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("aligned", _aligned_line, _aligned_pass),
         Method("refined", _refined_line),
-        Method("seed", seed_line),
+        Method("seed", seed_line, pieces=False),  # the reference: font cells only
     )
 }
 

@@ -27,10 +27,10 @@ from iamchars.segment.pipeline import (
     line_geometry,
     line_threshold,
 )
-from iamchars.segment.selfcheck import word_check_boxes
+from iamchars.segment.selfcheck import word_check_boxes, written_apart
 from iamchars.segment.words import find_word_boxes
 
-BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score", "check_iou"]
+BOX_COLUMNS = ["word_id", "char_index", "char", "x", "y", "w", "h", "score", "check_iou", "from_pieces"]
 FOUND_COLUMNS = ["word_id", "line_id", "x", "y", "w", "h", "text"]
 NO_WORDS = "no word boundaries found: the line holds no ink, or too little for its words"
 
@@ -55,6 +55,8 @@ class FormSegmentation:
     """The line images, kept for cropping so that each image is decoded once."""
     geometry: dict[str, LineGeometry] = field(default_factory=dict)
     """Each segmented line's geometry (ink threshold, mean row, spread, band), computed once, by line id."""
+    features: pd.DataFrame | None = None
+    """What each box's confidence was computed from (`segment.confidence.FEATURES`), row for row."""
 
 
 def compose_line(size: tuple[int, int], pieces: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
@@ -157,10 +159,13 @@ def segment_form(
     cfg: SegmentConfig,
     line_method: LineMethod,
     cuts: Cuts | None = None,
+    pieces: bool = False,
 ) -> FormSegmentation:
     """Boxes for every word of the given lines by `line_method`, each character with its self-check IoU (NaN
     unless its word is separable, see `selfcheck`); a line whose image cannot be read is rejected, not fatal.
-    `cuts`: a corpus pass's cuts by word id, for the methods that have one."""
+    `cuts`: a corpus pass's cuts by word id, for the methods that have one. With `pieces`, a separable word
+    whose letters are written apart (`selfcheck.written_apart`) takes its pieces as its boxes (self-check IoU
+    1, `from_pieces` true)."""
     font = load_font(cfg.font, cfg.font_size)
     by_line = words_by_line(words)
     loaded = load_line_images(root, lines, words)
@@ -171,9 +176,12 @@ def segment_form(
         geometry[line.line_id] = result.geometry
         checks = line_check_boxes(line, result.geometry.threshold, font)
         for word, out, check in zip(line.words, result.words, checks, strict=True):
+            exact = False
+            if pieces and check is not None and written_apart(check):
+                out, exact = np.column_stack([check, out[:, 4]]), True
             iou = box_iou(out[:, :4], check) if check is not None else np.full(len(out), np.nan)
             values = out.tolist()
-            rows.extend((word.word_id, i, ch, *values[i], iou[i]) for i, ch in enumerate(word.text))
+            rows.extend((word.word_id, i, ch, *values[i], iou[i], exact) for i, ch in enumerate(word.text))
     return FormSegmentation(boxes_table(rows), loaded, geometry)
 
 
@@ -221,6 +229,7 @@ def boxes_table(rows: list[tuple]) -> pd.DataFrame:
         table[col] = np.rint(table[col].astype(np.float64)).astype(np.int32)
     table["score"] = table["score"].astype(np.float64).clip(0, 1).round(4)
     table["check_iou"] = table["check_iou"].astype(np.float64).round(4)
+    table["from_pieces"] = table["from_pieces"].astype(bool)
     return table
 
 

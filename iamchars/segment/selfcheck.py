@@ -18,6 +18,9 @@ STACK_OVERLAP = 0.6
 """Two pieces whose horizontal extents overlap by this share of the narrower one belong to one letter."""
 WIDTH_RATIO = 3.0
 """A piece may be at most this many times wider or narrower than its letter's expected width."""
+APART = 0.3
+"""Letters written apart: every blank between two consecutive pieces is at least this share of their mean
+width. Their pieces are then the letters' boxes (`written_apart`)."""
 
 
 def _pieces(mask: np.ndarray) -> list[list[int]]:
@@ -56,6 +59,17 @@ def separable_boxes(mask: np.ndarray, expected_widths: np.ndarray) -> np.ndarray
     if (ratio > WIDTH_RATIO).any() or (ratio < 1 / WIDTH_RATIO).any():
         return None
     return np.array([[p[0], p[1], p[2] - p[0], p[3] - p[1]] for p in pieces], float)
+
+
+def written_apart(boxes: np.ndarray, apart: float = APART) -> bool:
+    """Whether a separable word's pieces (`separable_boxes`, left to right) stand apart, as in print written
+    letter by letter: then which piece is which letter is beyond doubt and the pieces are the exact boxes.
+    Touching or overlapping pieces (joined writing that happens to break) are left to the aligner, whose
+    boxes are better there: a piece may hold a connecting stroke or a neighbour's tail."""
+    if len(boxes) < 2:
+        return True
+    gaps = boxes[1:, 0] - (boxes[:-1, 0] + boxes[:-1, 2])
+    return bool(gaps.min() >= apart * boxes[:, 2].mean())
 
 
 def word_check_boxes(

@@ -20,8 +20,8 @@ from iamchars.iam.rejects import reject_frame, reject_row
 from iamchars.iam.splits import SPLITS
 from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.progress import progress_bar
+from iamchars.segment.confidence import character_confidence, confidence_features
 from iamchars.segment.methods import CorpusCuts, method_of
-from iamchars.segment.pipeline import Cuts
 from iamchars.segment.runner import (
     BOX_COLUMNS,
     FormSegmentation,
@@ -115,10 +115,14 @@ def corpus_cuts(
 
 
 def segment_form(
-    root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig, cuts: Cuts | None
+    root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig, found: CorpusCuts | None
 ) -> FormSegmentation:
-    """One form's character boxes by the configured method (`cuts`: its corpus pass's, where it has one)."""
-    return segment_form_with(root, lines, words, cfg, method_of(cfg.method).line, cuts)
+    """One form's character boxes by the configured method (`found`: its corpus pass's cuts, where it has
+    one), each with its confidence (`confidence`); the features it was computed from in `features`."""
+    method = method_of(cfg.method)
+    seg = segment_form_with(root, lines, words, cfg, method.line, found.cuts if found else None, method.pieces)
+    features = confidence_features(seg.boxes, found.evidence if found else None)
+    return replace(seg, boxes=seg.boxes.assign(confidence=character_confidence(features)), features=features)
 
 
 def given_form(
@@ -127,6 +131,6 @@ def given_form(
     """One form's character boxes taken from a true-box table (word_id, char_index, char, x, y, w, h), with
     its line images and their geometry, as `segment_form` gives them."""
     loaded = load_line_images(root, lines, words)
-    rows = truth[truth["word_id"].isin(set(words["word_id"]))].assign(score=1.0, check_iou=np.nan)
-    boxes = boxes_table(list(rows[BOX_COLUMNS].itertuples(index=False, name=None)))
+    rows = truth[truth["word_id"].isin(set(words["word_id"]))].assign(score=1.0, check_iou=np.nan, from_pieces=False)
+    boxes = boxes_table(list(rows[BOX_COLUMNS].itertuples(index=False, name=None))).assign(confidence=1.0)
     return FormSegmentation(boxes, loaded, form_geometry(loaded.images, lines, cfg))

@@ -31,6 +31,12 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def subset(self, keep: np.ndarray) -> Split:
+        """The samples where `keep` (a boolean array, one per sample) is true."""
+        index = torch.from_numpy(np.flatnonzero(keep)).to(self.labels.device)
+        geometry = None if self.geometry is None else self.geometry[index]
+        return Split(self.images[index], self.labels[index], self.char_ids[keep], geometry)
+
 
 @dataclass
 class Dataset:

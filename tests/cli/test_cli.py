@@ -59,6 +59,18 @@ def test_bad_values_are_one_line_and_exit_2_before_any_work(tmp_path: Path) -> N
     assert result.exit_code == 2 and "--split must be train, val or test" in result.output
 
 
+def test_renamed_flags_and_keys_name_what_they_are_now(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    result = runner.invoke(app, ["build-dataset", "--iam-root", str(tmp_path), "--out", str(out), "--min-score", "0.5"])
+    assert result.exit_code == 2 and "--min-score is now --min-confidence" in result.output
+    assert result.output.count("\n") == 1 and not out.exists()
+    old = tmp_path / "old.toml"
+    old.write_text("[export]\nmin_score = 0.5\n")
+    result = runner.invoke(app, ["build-dataset", "--iam-root", str(tmp_path), "--out", str(out), "--config", str(old)])
+    assert result.exit_code == 2 and "'export.min_score' is now 'export.min_confidence'" in result.output
+    assert load_cfg(None, [], {"export.min_confidence": 0.9}).export.min_confidence == 0.9
+
+
 def test_output_checks_refuse_inputs_files_and_unwritable_folders(tmp_path: Path) -> None:
     source = tmp_path / "in"
     source.mkdir()

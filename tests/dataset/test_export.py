@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from iamchars.dataset import export
 from iamchars.dataset.classes import class_set
 from iamchars.dataset.crops import box_geometry, crop_box, normalize_crop
 from iamchars.dataset.export import MANIFEST_COLUMNS, build_dataset
+from iamchars.dataset.reliability import boxes_right
 
 pytestmark = pytest.mark.slow  # dataset builds
 
@@ -35,7 +37,7 @@ CONTRACT = [
     "y",
     "w",
     "h",
-    "score",
+    "confidence",
 ]
 
 
@@ -83,7 +85,7 @@ def test_manifest_contract_and_outputs(built: Path, synth_corpus: Path) -> None:
     csv = pd.read_csv(built / "manifest.csv", keep_default_na=False, dtype={"char": str, "writer_id": str})
     assert len(csv) == len(manifest) and csv["char_id"].tolist() == manifest["char_id"].tolist()
     assert manifest["char_id"].is_unique
-    assert manifest["score"].between(0, 1).all()
+    assert manifest["confidence"].between(0, 1).all()
     assert set(manifest["char"]) <= set(class_set("byclass").mapping)
     assert (manifest["word_flag"] == "ok").all()  # err words are excluded by default
     assert manifest.groupby("writer_id")["split"].nunique().max() == 1
@@ -113,7 +115,18 @@ def test_manifest_contract_and_outputs(built: Path, synth_corpus: Path) -> None:
     assert (lines["line_mean_y"].first() < lines["bottom"].max()).all()
     card = (built / "card.md").read_text()
     assert "white ink" in card and "| train |" in card
-    for picture in ("overlays.png", "overview.png", "lowest_confidence.png"):
+    # the confidence measured on the corpus's own true boxes, and what each threshold keeps
+    trust = card.split("## How far to trust each box")[1].split("\n## ")[0]
+    assert "![reliability](qa/reliability.png)" in trust and "Measured against true boxes (" in trust
+    rows = [r for r in trust.splitlines() if r.startswith("| 0.")]
+    assert len(rows) == 6 and rows[0].startswith("| 0.00 | 100.0% |") and "observed share right" in trust
+    truth = pd.read_csv(synth_corpus / "chars_gt.csv", dtype={"word_id": str})
+    right = boxes_right(manifest, truth)
+    observed = float(rows[0].split("|")[4].strip().rstrip("%")) / 100
+    assert abs(observed - right.mean()) < 0.001  # the share of the manifest's boxes that are right
+    expected = float(rows[0].split("|")[3].strip().rstrip("%")) / 100
+    assert abs(expected - manifest["confidence"].mean()) < 0.001
+    for picture in ("overlays.png", "overview.png", "lowest_confidence.png", "reliability.png"):
         image = cv2.imread(str(built / "qa" / picture))
         assert image is not None and image.shape[0] > 30
     assert len(list((built / "qa" / "classes").glob("*.png"))) == manifest["label"].nunique()
@@ -248,7 +261,7 @@ def test_words_tgz_alone_is_enough(synth_corpus: Path, tmp_path: Path) -> None:
     assert len(words_only) == len(full) and score_words > score_full - 0.03
 
 
-def test_gt_boxes_err_words_punctuation_and_min_score(synth_corpus: Path, tmp_path: Path) -> None:
+def test_gt_boxes_err_words_punctuation_and_min_confidence(synth_corpus: Path, tmp_path: Path) -> None:
     gt_path = synth_corpus / "chars_gt.csv"
     summary = _build(
         synth_corpus,
@@ -263,10 +276,11 @@ def test_gt_boxes_err_words_punctuation_and_min_score(synth_corpus: Path, tmp_pa
     assert len(merged) == len(manifest) == len(gt)  # every true character, punctuation and err words too
     assert (merged[["x", "y", "w", "h"]].to_numpy() == merged[["x_gt", "y_gt", "w_gt", "h_gt"]].to_numpy()).all()
     assert (manifest["source"] == "gt").all() and (manifest["word_flag"] == "err").any()
+    assert (manifest["confidence"] == 1.0).all() and "reliability.png" not in os.listdir(tmp_path / "gt" / "qa")
     assert summary["excluded_by_class_set"] == {}
-    strict = _build(synth_corpus, tmp_path / "strict", "export.min_score=0.8")
-    assert strict["below_min_score"] > 0
-    assert pd.read_parquet(tmp_path / "strict" / "manifest.parquet")["score"].min() >= 0.8
+    strict = _build(synth_corpus, tmp_path / "strict", "export.min_confidence=0.9")
+    assert strict["below_min_confidence"] > 0
+    assert pd.read_parquet(tmp_path / "strict" / "manifest.parquet")["confidence"].min() >= 0.9
     assert "." in _build(synth_corpus, tmp_path / "nopunct")["excluded_by_class_set"]
 
 
@@ -315,7 +329,7 @@ def test_line_crops_keep_size_and_height_that_char_crops_lose() -> None:
     assert line_window(line, (5, 5, 0, 3), 30.0, 10.0, 3.0, 250) is None
 
 
-def test_qa_pictures_carry_a_title_and_the_overlays_a_score_legend(built: Path) -> None:
+def test_qa_pictures_carry_a_title_and_the_overlays_a_confidence_legend(built: Path) -> None:
     from iamchars.dataset import qa
     from iamchars.viz.overlay import titled
 
@@ -323,12 +337,13 @@ def test_qa_pictures_carry_a_title_and_the_overlays_a_score_legend(built: Path) 
     assert band.min() < 100  # the title's ink
     overlay = cv2.imread(str(built / "qa" / "overlays.png"))
     head = overlay[:26].astype(int)
-    coloured = np.abs(head[..., 2] - head[..., 1]) > 100  # the red..green ramp of the score legend
+    coloured = np.abs(head[..., 2] - head[..., 1]) > 100  # the red..green ramp of the confidence legend
     assert coloured[:, overlay.shape[1] // 2 :].any() and not coloured[:, : overlay.shape[1] // 4].any()
-    for sheet in [built / "qa" / "lowest_confidence.png", *sorted((built / "qa" / "classes").glob("*.png"))[:3]]:
+    sheets = [built / "qa" / "lowest_confidence.png", built / "qa" / "reliability.png"]
+    for sheet in [*sheets, *sorted((built / "qa" / "classes").glob("*.png"))[:3]]:
         image = cv2.imread(str(sheet), cv2.IMREAD_GRAYSCALE)
         assert image[:26].max() == 255 and image[:26].min() < 100, sheet.name  # a white band with a title
-    assert qa.score_colors(np.array([0.0, 1.0])).tolist() == [[0, 0, 255], [0, 200, 0]]  # the legend's two ends
+    assert qa.confidence_colors(np.array([0.0, 1.0])).tolist() == [[0, 0, 255], [0, 200, 0]]  # the legend's two ends
 
 
 def test_lines_without_word_boxes_get_their_words_found_with_iam_ids(pen_dev: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ COMPARED = [
     "y",
     "w",
     "h",
-    "score",
+    "confidence",
     "split",
     "writer_id",
     "word_box",
@@ -70,13 +70,19 @@ def test_pen_dev_as_page_or_alto_gives_the_iam_layouts_boxes(pen_dev: Path, tmp_
     written = sorted((tmp_path / "ds1" / fmt).glob("*.xml"))
     assert [p.name for p in written] == [f"{f}.xml" for f in FORMS]
     glyphs = 0
+    confidences: list[float] = []
     for xml in written:
         tree = etree.parse(str(xml))
         assert schema(fmt).validate(tree), schema(fmt).error_log.last_error
         glyphs += len(tree.findall(".//{*}Glyph"))
+        confidences += [
+            float(g.get("GC") if fmt == "alto" else g.find("{*}TextEquiv").get("conf"))
+            for g in tree.findall(".//{*}Glyph")
+        ]
         added = added_nodes((pages / xml.name).read_bytes(), xml.read_bytes())
         assert {etree.QName(e).localname for e in added} == {"Glyph"}  # nothing but Glyphs in the user's words
     assert glyphs == len(from_layout)
+    assert sorted(confidences) == sorted(from_layout["confidence"].round(4).tolist())  # each glyph its confidence
 
 
 @pytest.mark.parametrize("fmt", ["page", "alto"])

@@ -16,16 +16,18 @@ from iamchars.segment.align.alignment import (
     CHAR_COLUMNS,
     STRIP_ROWS,
     AlignmentWord,
+    Lattice,
     candidate_cuts,
     end_candidates,
     neighbour_stroke,
-    posterior_mean_cuts,
     segment_pairs,
     stretch_word,
     strip_image,
     training_segments,
     viterbi_cuts,
     with_neighbour_stroke,
+    word_posterior,
+    word_posteriors,
 )
 from iamchars.segment.align.network import SegmentNet
 from iamchars.segment.aligned import AlignmentStats, CorpusAlignment, load_cuts, save_cuts
@@ -93,7 +95,7 @@ def test_viterbi_never_crosses_cuts() -> None:
     assert np.all(np.diff(best) >= 1)
 
 
-def test_posterior_mean_cuts_average_every_ordered_sequence() -> None:
+def test_word_posterior_averages_every_ordered_sequence_with_its_spread_and_fit() -> None:
     candidates = [np.array([0.0]), np.array([4.0, 8.0, 12.0]), np.array([6.0, 10.0, 14.0]), np.array([20.0])]
     logp = np.random.default_rng(3).normal(0.0, 2.0, len(segment_pairs(candidates)[0]))
     move = [np.zeros(1), np.array([-1.0, 0.0, -0.5]), np.array([0.0, -0.2, -2.0]), np.zeros(1)]
@@ -108,19 +110,55 @@ def test_posterior_mean_cuts_average_every_ordered_sequence() -> None:
         seconds.append(a)
         thirds.append(b)
     w = np.array(weights) / np.sum(weights)
-    mean = posterior_mean_cuts(candidates, logp, move)
+    posterior = word_posterior(Lattice(candidates, logp, move))
+    mean = posterior.cuts
     np.testing.assert_allclose(mean, [0.0, w @ seconds, w @ thirds, 20.0])
     assert np.all(np.diff(mean) >= 1)
-    # a posterior sure of one sequence gives Viterbi's cuts
-    sure = 40 * logp
-    np.testing.assert_allclose(posterior_mean_cuts(candidates, sure, move), viterbi_cuts(candidates, sure, move))
+    spread = [np.sqrt(w @ (np.array(c) - m) ** 2) for c, m in ((seconds, mean[1]), (thirds, mean[2]))]
+    np.testing.assert_allclose(posterior.spread, [0.0, *spread, 0.0], atol=1e-12)
+    # each character's fit: its log-probability over its (left, right) pair, averaged over the sequences
+    kept = [(j, k) for j, k in itertools.product(range(3), range(3)) if candidates[2][k] - candidates[1][j] >= 1]
+    middle = sum(wi * logp[3 + 3 * j + k] for wi, (j, k) in zip(w, kept, strict=True))
+    np.testing.assert_allclose(posterior.fit[1], middle)
+    np.testing.assert_allclose(posterior.fit[0], sum(wi * logp[j] for wi, (j, _) in zip(w, kept, strict=True)))
+    # in character widths, each character's larger spread of its two cuts
+    evidence = posterior.evidence(length=20)
+    assert evidence.shape == (3, 2)
+    np.testing.assert_allclose(evidence[:, 0], np.array([spread[0], max(spread), spread[1]]) / (20 / 3))
+    # a posterior sure of one sequence gives Viterbi's cuts, spread nowhere
+    sure = word_posterior(Lattice(candidates, 40 * logp, move))
+    np.testing.assert_allclose(sure.cuts, viterbi_cuts(candidates, 40 * logp, move))
+    assert sure.spread.max() < 1e-3
     # free ends: each at its likeliest place, the inner cuts averaged between them and never crossing them
     free = [np.array([0.0, 7.0]), candidates[1], candidates[2], np.array([20.0, 13.0])]
     pairs = len(segment_pairs(free)[0])
     for seed in range(20):
         logp = np.random.default_rng(seed).normal(0.0, 3.0, pairs)
-        cuts = posterior_mean_cuts(free, logp, [np.zeros(len(c)) for c in free])
+        cuts = word_posterior(Lattice(free, logp, [np.zeros(len(c)) for c in free])).cuts
         assert cuts[0] in free[0] and cuts[-1] in free[-1] and np.all(np.diff(cuts) >= 1)
+
+
+def test_word_posteriors_of_a_batch_are_each_words_own() -> None:
+    rng = np.random.default_rng(5)
+    lattices = []
+    for n, ends in ((1, 1), (4, 3), (2, 2), (6, 1)):
+        inner = [np.sort(rng.uniform(3 * i, 3 * i + 4, 5)) for i in range(1, n)]
+        cands = [np.array([0.0, 1.0, 2.0][:ends]), *inner, np.array([3.0 * n + 6, 3.0 * n + 5][: min(ends, 2)])]
+        logp = rng.normal(0.0, 2.0, len(segment_pairs(cands)[0]))
+        lattices.append(Lattice(cands, logp, [rng.normal(0.0, 0.5, len(c)) for c in cands]))
+    together = word_posteriors(lattices)
+    for lattice, batched in zip(lattices, together, strict=True):
+        alone = word_posterior(lattice)
+        for got, want in ((batched.cuts, alone.cuts), (batched.spread, alone.spread), (batched.fit, alone.fit)):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        assert len(batched.cuts) == len(lattice.candidates) and np.all(np.diff(batched.cuts) >= 1)
+    # no sequence left: every pair narrower than a column; the Viterbi cuts, spread and fit unknown
+    tight = Lattice(
+        [np.array([0.0]), np.array([0.2, 0.4]), np.array([0.5])], np.zeros(4), [np.zeros(1), np.zeros(2), np.zeros(1)]
+    )
+    lost = word_posteriors([tight, lattices[1]])
+    assert np.isnan(lost[0].spread).all() and np.isnan(lost[0].fit).all() and len(lost[0].cuts) == 3
+    np.testing.assert_allclose(lost[1].cuts, together[1].cuts)
 
 
 def test_a_strip_holds_the_line_band_at_a_fixed_height() -> None:
@@ -222,7 +260,7 @@ def _noise_words(count: int) -> list[AlignmentWord]:
 @pytest.mark.slow
 def test_self_training_reports_all_the_work_it_planned_with_its_run_round_and_fold() -> None:
     from iamchars.config import AlignConfig
-    from iamchars.segment.align.selftrain import REALIGN_WORDS_PER_STEP, plan_of, self_train
+    from iamchars.segment.align.selftrain import REALIGN_WORDS_PER_STEP, movable_words, plan_of, self_train
 
     words = _noise_words(12)
     plan = AlignConfig(steps=3, rounds=2, folds=2, runs=2, sample_words=4, later_steps=1.0)
@@ -238,6 +276,12 @@ def test_self_training_reports_all_the_work_it_planned_with_its_run_round_and_fo
     assert planned.work == pytest.approx(sum(fitting) + sum(realigning))
     assert reports[0][0] == "run 1/2, round 1/2, fold 1/2, fitting"
     assert reports[-1][0] == "run 2/2, round 2/2, fold 2/2, re-aligning"
+    # every re-aligned word's characters carry the last re-alignment's spread and fit; the others NaN
+    movable = movable_words(words)
+    for word, evidence, moved in zip(words, result.evidence, movable, strict=True):
+        assert evidence.shape == (len(word.text), 2)
+        assert np.isfinite(evidence).all() if moved else np.isnan(evidence).all()
+        assert not moved or ((evidence[:, 0] >= 0) & (evidence[:, 1] <= 0)).all()  # spreads, log-probabilities
 
 
 @pytest.mark.slow
@@ -295,12 +339,25 @@ def test_runs_average_inner_cuts_and_take_the_median_end() -> None:
     assert combine_runs(agreed)[0].tolist() == [0.0, 0.1, 0.7]
 
 
+def test_runs_evidence_adds_their_disagreement_to_the_spread() -> None:
+    from iamchars.segment.align.selftrain import combine_evidence
+
+    word = AlignmentWord("w", "a", "ab", np.zeros((32, 24), np.uint8), 1.0, np.array([0.0, 10.0, 20.0]), 20)
+    cuts = [[np.array([0.0, 10.0, 20.0])], [np.array([0.0, 14.0, 20.0])]]  # the inner cut 0.4 widths apart
+    evidence = [[np.array([[0.1, -1.0], [0.3, -3.0]])], [np.array([[0.1, -2.0], [0.3, -1.0]])]]
+    combined = combine_evidence([word], evidence, cuts)[0]
+    np.testing.assert_allclose(combined[:, 1], [-1.5, -2.0])  # the mean fit
+    np.testing.assert_allclose(combined[:, 0], np.sqrt(np.array([0.1, 0.3]) ** 2 + 0.2**2))  # std of 12 +- 2
+
+
 def test_cut_cache_round_trip(tmp_path: Path) -> None:
     cuts = {"a-00-00": np.array([0.0, 3.5, 9.0]), "a-00-01": np.array([0.0, 12.0])}
+    evidence = {"a-00-00": np.array([[0.1, -0.5], [0.3, -2.0]]), "a-00-01": np.array([[np.nan, np.nan]])}
     stats = AlignmentStats(words=2, runs=1, networks=6, steps=2000, realigned=7, fit_s=1.5)
-    save_cuts(tmp_path / "cuts.npz", CorpusAlignment(cuts, stats))
+    save_cuts(tmp_path / "cuts.npz", CorpusAlignment(cuts, evidence, stats))
     back = load_cuts(tmp_path / "cuts.npz")
     assert back.cuts.keys() == cuts.keys() and all(np.array_equal(back.cuts[k], cuts[k]) for k in cuts)
+    assert all(np.array_equal(back.evidence[k], evidence[k], equal_nan=True) for k in cuts)
     assert back.stats == stats
 
 
@@ -338,7 +395,7 @@ def test_the_learned_method_beats_seed_and_is_reproducible(synth_corpus: Path, t
     seed = evaluate(gt, _build(synth_corpus, tmp_path / "seed", "seed"))[0]["words_in_manifest"]
     aligned_manifest = _build(synth_corpus, tmp_path / "aligned", "aligned")
     aligned = evaluate(gt, aligned_manifest)[0]["words_in_manifest"]
-    assert aligned["missing"] == 0 and set(aligned_manifest["source"]) == {"estimated:aligned"}
+    assert aligned["missing"] == 0 and set(aligned_manifest["source"]) == {"estimated:aligned", "pieces"}
     assert aligned["mean_iou"] > seed["mean_iou"] + 0.1
     _build(synth_corpus, tmp_path / "again", "aligned")
     assert (tmp_path / "aligned" / "manifest.csv").read_bytes() == (tmp_path / "again" / "manifest.csv").read_bytes()
@@ -448,3 +505,5 @@ def test_a_segments_logits_read_its_own_words_columns() -> None:
             size = ((b[k] - a[k]) / 32.0).reshape(1)
             alone = net.head(torch.cat([inside, *edges, size])[None])[0]
             assert torch.allclose(together[k], alone, atol=1e-5)
+    learning = net.segments(features, word, a, b)  # with gradients: the training arithmetic, the same logits
+    assert learning.requires_grad and torch.allclose(learning, together, atol=1e-5)

@@ -12,7 +12,7 @@ from iamchars.cli import app
 from iamchars.config import SegmentConfig
 from iamchars.fonts import load_font
 from iamchars.iam.corpus import load_corpus
-from iamchars.segment.evaluate import box_iou, evaluate, span_iou
+from iamchars.segment.evaluate import box_iou, evaluate, match, span_iou
 from iamchars.segment.horizontal import ink_cuts, seed_spans
 from iamchars.segment.methods import METHODS, MissingCutsError, method_of
 from iamchars.segment.pipeline import LineInput, WordBox, cut_line
@@ -452,3 +452,37 @@ def test_self_check_finds_the_separable_words() -> None:
         pen += int(g.advance) + 12
     found = separable_boxes(canvas > 128, np.array([font.advance(c) for c in "bad"]))
     assert found is not None and found.tolist() == expected
+
+
+def test_letters_written_apart_are_told_from_joined_writing_that_breaks() -> None:
+    from iamchars.segment.selfcheck import written_apart
+
+    apart = np.array([[0, 0, 10, 20], [14, 0, 10, 20], [28, 0, 10, 20]], float)  # blanks of 4, 0.4 widths
+    assert written_apart(apart)
+    touching = apart.copy()
+    touching[1, 0] = 11  # a blank of one column: a break in joined writing
+    assert not written_apart(touching)
+    assert written_apart(apart[:1])  # one letter: its piece is its box
+    assert not written_apart(apart, apart=0.5)
+
+
+def test_a_word_written_apart_takes_its_pieces_as_its_boxes(unipen_dev: Path, tmp_path: Path) -> None:
+    from tests.corpora import subset
+
+    root = subset(unipen_dev, tmp_path / "iam", ["q00-016x"])  # print, letter by letter
+    corpus = load_corpus(root)
+    refined = METHODS["refined"].line
+    with_pieces = segment_form(root, corpus.lines, corpus.words, SegmentConfig(), refined, pieces=True).boxes
+    without = segment_form(root, corpus.lines, corpus.words, SegmentConfig(), refined).boxes
+    exact = with_pieces["from_pieces"].to_numpy()
+    assert exact.sum() >= 20 and not without["from_pieces"].any()
+    assert (with_pieces.loc[exact, "check_iou"] == 1.0).all()  # each box is its piece
+    kept = ~with_pieces.groupby("word_id")["from_pieces"].transform("any").to_numpy()
+    assert kept.any() and with_pieces[kept].equals(without[kept])  # the other words keep the method's boxes
+    truth = pd.read_csv(unipen_dev / "chars_gt.csv", dtype={"word_id": str})
+    truth = truth[truth["word_id"].isin(set(with_pieces.loc[exact, "word_id"]))]
+    share = {
+        name: (match(truth, boxes[exact])["iou"] >= 0.5).mean()
+        for name, boxes in (("pieces", with_pieces), ("refined", without))
+    }
+    assert share["pieces"] > 0.95 and share["pieces"] > share["refined"]

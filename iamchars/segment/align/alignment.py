@@ -5,12 +5,13 @@ ink mapped to `STRIP_ROWS` rows, columns scaled so that the line's mean characte
 that every word of every writer reaches the network at one size. Each inner cut may move among a few
 candidates around its refined position; a cut sequence scores the network's log-probability of each
 character over its segment plus a Gaussian prior on the move (the font and the ink still speak through the
-refined cuts). `posterior_mean_cuts` puts each inner cut at its mean over all sequences, weighted by their
+refined cuts). `word_posterior` puts each inner cut at its mean over all sequences, weighted by their
 probability (`viterbi_cuts`, the single best sequence, is its fallback)."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -149,47 +150,145 @@ def viterbi_cuts(
     return np.array(path[::-1])
 
 
-def _marginals(weights: list[np.ndarray], prior: list[np.ndarray]) -> list[np.ndarray] | None:
-    """Posterior probability of every cut's candidates over all ordered cut sequences (forward-backward in
-    linear space, each step renormalised): `weights[i]` holds exp(score) of character i's (left, right) pairs,
-    `prior[i]` exp(move) of cut i's candidates. None when no sequence has any weight left."""
-    alpha = [prior[0]]
-    for w, p in zip(weights, prior[1:], strict=True):
-        a = (alpha[-1] @ w) * p
-        alpha.append(a / a.sum())
-    beta = [np.ones(len(prior[-1]))]
-    for w, p in zip(weights[::-1], prior[:0:-1], strict=True):
-        b = w @ (p * beta[-1])
-        beta.append(b / b.sum())
+EVIDENCE = ("spread", "fit")
+"""What a re-alignment says of each character (`WordPosterior.evidence`), in this order."""
+
+
+@dataclass(frozen=True)
+class WordPosterior:
+    """What the aligner knows of one word after weighing every cut sequence."""
+
+    cuts: np.ndarray
+    """Each cut at its posterior mean (n + 1, ink columns)."""
+    spread: np.ndarray
+    """Each cut's posterior standard deviation (n + 1, ink columns): how sure the network is of the place."""
+    fit: np.ndarray
+    """Each character's expected log-probability under the posterior (n): how much its ink looks like it. A
+    transcription that is not what the ink says fits badly wherever its cuts go."""
+
+    def evidence(self, length: int) -> np.ndarray:
+        """Each character's (spread, fit), `EVIDENCE`: the larger posterior spread of its two cuts in the word's
+        mean character widths (`length`: its ink width), and its fit."""
+        spread = self.spread / max(length / len(self.fit), 1e-9)
+        return np.stack([np.maximum(spread[:-1], spread[1:]), self.fit], axis=1)
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """One word's alignment problem: each cut's candidates (ink columns), each character's log-probability
+    over every (left, right) pair of `segment_pairs` (same order), and each cut's move prior."""
+
+    candidates: list[np.ndarray]
+    char_logp: np.ndarray
+    move_logp: list[np.ndarray]
+
+
+def word_posterior(lattice: Lattice, min_width: float = MIN_SEGMENT) -> WordPosterior:
+    """One word's posterior (`word_posteriors`)."""
+    return word_posteriors([lattice], min_width)[0]
+
+
+def word_posteriors(lattices: Sequence[Lattice], min_width: float = MIN_SEGMENT) -> list[WordPosterior]:
+    """Each word's cuts, spreads and fits, all words at once.
+
+    The two outer cuts go to their likeliest candidate, then each inner cut to its mean over the posterior of
+    the cut sequences between those ends (scored as in `viterbi_cuts`; pairs narrower than `min_width` ruled
+    out). Where the network hesitates between neighbouring places, the mean lands between them in proportion
+    and a wrong guess costs less than an all-or-nothing choice; the ends choose between the ink's end and a
+    gap's edge, since a place between those could cut through a stray stroke. The words are padded to one
+    lattice (cuts past a word's last lead on at weight 1) so that forward-backward runs once per character
+    position for the whole batch, not once per word. A word where no sequence keeps any weight gets its
+    Viterbi cuts with NaN spread and fit."""
+    if not lattices:
+        return []
+    pos, valid, score, feasible, prior = _padded(lattices, min_width)
+    b = score.shape[0]
+    top = np.where(feasible, score, -np.inf).max(axis=(2, 3), keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)  # a character's best pair at weight 1: no underflow
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        weights = np.where(feasible, np.exp(score - top), 0.0)
+        alpha, beta = _messages(weights, prior)
+        marginals = alpha * beta
+        marginals /= marginals.sum(axis=2, keepdims=True)
+        ends = np.array([len(lat.candidates) - 1 for lat in lattices])
+        rows = np.arange(b)
+        for cut in (np.zeros(b, np.int64), ends):
+            best = np.argmax(np.nan_to_num(marginals[rows, cut], nan=-1.0), axis=1)
+            prior[rows, cut] = 0.0
+            prior[rows, cut, best] = 1.0
+        alpha, beta = _messages(weights, prior)
+        marginals = alpha * beta
+        marginals /= marginals.sum(axis=2, keepdims=True)
+        cuts = (marginals * pos).sum(axis=2)
+        spread = np.sqrt(np.maximum((marginals * (pos - cuts[:, :, None]) ** 2).sum(axis=2), 0.0))
+        joint = alpha[:, :-1, :, None] * weights * (prior[:, 1:] * beta[:, 1:])[:, :, None, :]
+        joint /= joint.sum(axis=(2, 3), keepdims=True)
+        fit = np.where(feasible & (joint > 0), joint * score, 0.0).sum(axis=(2, 3))
     out = []
-    for a, b in zip(alpha, beta[::-1], strict=True):
-        joint = a * b
-        out.append(joint / joint.sum())
-    return out if all(np.isfinite(m).all() for m in out) else None
+    for k, lat in enumerate(lattices):
+        m = len(lat.candidates) - 1
+        if np.isfinite(marginals[k, : m + 1][valid[k, : m + 1]]).all() and np.isfinite(fit[k, :m]).all():
+            out.append(WordPosterior(cuts[k, : m + 1], spread[k, : m + 1], fit[k, :m]))
+        else:
+            unknown = np.full(m + 1, np.nan)
+            best_path = viterbi_cuts(lat.candidates, lat.char_logp, lat.move_logp, min_width)
+            out.append(WordPosterior(best_path, unknown, unknown[:m]))
+    return out
 
 
-def posterior_mean_cuts(
-    candidates: list[np.ndarray], char_logp: np.ndarray, move_logp: list[np.ndarray], min_width: float = MIN_SEGMENT
-) -> np.ndarray:
-    """The two outer cuts at their likeliest candidate, then each inner cut at its mean over the posterior of
-    the cut sequences between those ends (scored as in `viterbi_cuts`). Where the network hesitates between
-    neighbouring places (candidates lie 0.2 character widths apart), the mean lands between them in proportion
-    and a wrong guess costs less than an all-or-nothing choice. The ends choose between the ink's end
-    and a gap's edge; a place between those could cut through a stray stroke."""
-    weights = []
-    for score, feasible in pair_scores(candidates, char_logp, min_width):
-        top = score[feasible].max() if feasible.any() else 0.0  # a character's best pair at weight 1: no underflow
-        weights.append(np.where(feasible, np.exp(score - top), 0.0))
-    prior = [np.exp(np.asarray(m, np.float64) - np.max(m)) for m in move_logp]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        marginals = _marginals(weights, prior)
-        if marginals is not None and (len(candidates[0]) > 1 or len(candidates[-1]) > 1):
-            for end in (0, -1):
-                prior[end] = (np.arange(len(prior[end])) == np.argmax(marginals[end])).astype(np.float64)
-            marginals = _marginals(weights, prior)
-    if marginals is None:
-        return viterbi_cuts(candidates, char_logp, move_logp, min_width)
-    return np.array([float(p @ c) for p, c in zip(marginals, candidates, strict=True)])
+def _padded(
+    lattices: Sequence[Lattice], min_width: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The words' lattices as arrays of one shape: candidates (B, N + 1, K), which are real, scores and
+    feasible pairs (B, N, K, K), and each candidate's prior weight (B, N + 1, K). Past a word's last cut, each
+    padded cut has one candidate that every candidate before it reaches at weight 1."""
+    b = len(lattices)
+    n = max(len(lat.candidates) for lat in lattices) - 1
+    k = max(len(c) for lat in lattices for c in lat.candidates)
+    pos = np.zeros((b, n + 1, k))
+    valid = np.zeros((b, n + 1, k), bool)
+    score = np.zeros((b, n, k, k))
+    feasible = np.zeros((b, n, k, k), bool)
+    prior = np.zeros((b, n + 1, k))
+    for w, lat in enumerate(lattices):
+        m = len(lat.candidates) - 1
+        start = 0
+        for i, (cands, move) in enumerate(zip(lat.candidates, lat.move_logp, strict=True)):
+            pos[w, i, : len(cands)] = cands
+            valid[w, i, : len(cands)] = True
+            move = np.asarray(move, np.float64)
+            prior[w, i, : len(cands)] = np.exp(move - move.max())
+            if i < m:
+                right = len(lat.candidates[i + 1])
+                block = lat.char_logp[start : start + len(cands) * right].reshape(len(cands), right)
+                score[w, i, : len(cands), :right] = block
+                start += len(cands) * right
+        pos[w, m + 1 :, 0] = pos[w, m, 0]
+        valid[w, m + 1 :, 0] = True
+        prior[w, m + 1 :, 0] = 1.0
+        feasible[w, m:, :, 0] = True
+    wide = pos[:, 1:, None, :] - pos[:, :-1, :, None] >= min_width
+    real = valid[:, :-1, :, None] & valid[:, 1:, None, :]
+    chars = np.arange(n)[None, :] < np.array([len(lat.candidates) - 1 for lat in lattices])[:, None]
+    feasible = np.where(chars[:, :, None, None], real & wide, feasible & valid[:, :-1, :, None])
+    return pos, valid, score, feasible, prior
+
+
+def _messages(weights: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward messages (B, N + 1, K) over every ordered cut sequence, each step renormalised:
+    `weights` (B, N, K, K) holds exp(score) of each character's (left, right) pairs, `prior` each cut's."""
+    n = weights.shape[1]
+    alpha = np.empty_like(prior)
+    beta = np.empty_like(prior)
+    alpha[:, 0] = prior[:, 0]
+    for i in range(n):
+        a = np.einsum("bk,bkl->bl", alpha[:, i], weights[:, i]) * prior[:, i + 1]
+        alpha[:, i + 1] = a / a.sum(axis=1, keepdims=True)
+    beta[:, n] = 1.0
+    for i in range(n - 1, -1, -1):
+        v = np.einsum("bkl,bl->bk", weights[:, i], prior[:, i + 1] * beta[:, i + 1])
+        beta[:, i] = v / v.sum(axis=1, keepdims=True)
+    return alpha, beta
 
 
 def stretch_word(word: AlignmentWord, factors: np.ndarray) -> AlignmentWord:

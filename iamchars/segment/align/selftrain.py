@@ -1,7 +1,7 @@
 """Self-training of the aligner on the corpus's own word labels (the `aligned` method).
 
 Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a `SegmentNet` learns from
-the other folds' current cuts and re-aligns this fold's words (`alignment.posterior_mean_cuts`): no word is
+the other folds' current cuts and re-aligns this fold's words (`alignment.word_posterior`): no word is
 ever re-aligned by a network that saw its writer, so the network's own mistakes are not simply confirmed. The
 first round's networks start from the pretrained weights (`pretrain.py`); each later one continues its fold's
 network of the round before, for a share of the steps. Intermediate rounds work on a sample of words; the
@@ -24,17 +24,20 @@ from iamchars.config import AlignConfig
 from iamchars.nn import deterministic
 from iamchars.segment.align.alignment import (
     ALPHABET,
+    EVIDENCE,
     MIN_SEGMENT,
     AlignmentWord,
+    Lattice,
+    WordPosterior,
     candidate_cuts,
     end_candidates,
     neighbour_stroke,
-    posterior_mean_cuts,
     segment_pairs,
     stretch_word,
     to_strip_columns,
     training_segments,
     with_neighbour_stroke,
+    word_posteriors,
 )
 from iamchars.segment.align.network import SegmentNet, batches_by_width, cycle_batches, stack_strips
 
@@ -72,7 +75,13 @@ _SUMMED = ("networks", "steps", "realigned", "fit_s", "realign_s")
 class SelfTrainingResult:
     cuts: list[np.ndarray]
     """Every word's final cuts (deslanted ink columns, n + 1 each), in input order."""
+    evidence: list[np.ndarray]
+    """Every word's (n, len(EVIDENCE)) evidence from its last re-alignment, NaN for a word never re-aligned."""
     cost: SelfTrainingCost = field(default_factory=SelfTrainingCost)
+
+
+def unknown_evidence(word: AlignmentWord) -> np.ndarray:
+    return np.full((len(word.text), len(EVIDENCE)), np.nan)
 
 
 def writer_folds(words: Sequence[AlignmentWord], folds: int) -> np.ndarray:
@@ -103,6 +112,21 @@ def combine_runs(runs: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
     return out
 
 
+def combine_evidence(
+    words: Sequence[AlignmentWord], runs: Sequence[Sequence[np.ndarray]], cuts: Sequence[Sequence[np.ndarray]]
+) -> list[np.ndarray]:
+    """Each word's evidence from several runs: the mean fit, and a spread that adds the runs' disagreement on
+    the character's cuts to their mean posterior spread (the spread of the equal mixture of the runs)."""
+    out = []
+    for word, per_run, run_cuts in zip(words, zip(*runs, strict=True), zip(*cuts, strict=True), strict=True):
+        stacked = np.stack(per_run)
+        apart = np.stack(run_cuts).std(axis=0) / max(word.length / len(word.text), 1e-9)
+        disagree = np.maximum(apart[:-1], apart[1:])
+        spread = np.sqrt((stacked[:, :, 0] ** 2).mean(axis=0) + disagree**2)
+        out.append(np.stack([spread, stacked[:, :, 1].mean(axis=0)], axis=1))
+    return out
+
+
 def self_train(
     words: Sequence[AlignmentWord],
     plan: AlignConfig,
@@ -121,7 +145,10 @@ def self_train(
         return results[0]
     costs = [r.cost for r in results]
     total = SelfTrainingCost(runs, **{k: sum(getattr(c, k) for c in costs) for k in _SUMMED})
-    return SelfTrainingResult(combine_runs([r.cuts for r in results]), total)
+    all_cuts = [r.cuts for r in results]
+    return SelfTrainingResult(
+        combine_runs(all_cuts), combine_evidence(words, [r.evidence for r in results], all_cuts), total
+    )
 
 
 def _in_run(progress: Progress | None, run: int, runs: int) -> Progress | None:
@@ -140,16 +167,17 @@ def self_train_once(
 ) -> SelfTrainingResult:
     """One self-training: `plan.rounds` rounds of cross-fitted networks, seeded by `plan.seed`."""
     cuts = [w.cuts.astype(np.float64) for w in words]
+    evidence = [unknown_evidence(w) for w in words]
     usable = np.array([all(ch in INDEX for ch in w.text) for w in words], bool)
     movable = movable_words(words)
     fold = writer_folds(words, plan.folds)
     if len(set(fold[movable].tolist())) < plan.folds:
-        return SelfTrainingResult(cuts)  # too few words to hold any out
+        return SelfTrainingResult(cuts, evidence)  # too few words to hold any out
     sample_rng = np.random.default_rng(plan.seed)
     in_fold = [np.flatnonzero(usable & (fold == f)).tolist() for f in range(plan.folds)]
     samples = [sorted(sample_rng.permutation(ids)[: plan.sample_words].tolist()) for ids in in_fold]
     refined = [w.cuts for w in words]
-    result = SelfTrainingResult(cuts)
+    result = SelfTrainingResult(cuts, evidence)
     cost = result.cost
     nets: list[SegmentNet | None] = [None] * plan.folds
     for r in range(plan.rounds):
@@ -177,8 +205,11 @@ def self_train_once(
                 if progress is None
                 else lambda n, report=progress, at=f"{where}, re-aligning": report(at, n / REALIGN_WORDS_PER_STEP)
             )
-            for i, c in zip(targets, realign(net, words, refined, targets, INDEX, plan, device, done), strict=True):
-                new[i] = c
+            found = realign(net, words, refined, targets, INDEX, plan, device, done)
+            for i, posterior in zip(targets, found, strict=True):
+                new[i] = posterior.cuts
+                if last:
+                    evidence[i] = posterior.evidence(words[i].length)
             cost.realign_s += time.perf_counter() - start
             cost.realigned += len(targets)
         cuts = new
@@ -309,11 +340,11 @@ def realign(
     device: torch.device,
     on_batch: Callable[[int], None] | None = None,
     words_per_batch: int = 64,
-) -> list[np.ndarray]:
-    """New cuts for the target words: candidates around each word's `centres` (its refined cuts), every
-    candidate segment scored by the network, then each cut's posterior mean; `on_batch` is told the words
-    of each batch done (progress)."""
-    out: dict[int, np.ndarray] = {}
+) -> list[WordPosterior]:
+    """The target words re-aligned: candidates around each word's `centres` (its refined cuts), every
+    candidate segment scored by the network, then each cut's posterior (`word_posterior`); `on_batch` is told
+    the words of each batch done (progress)."""
+    out: dict[int, WordPosterior] = {}
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
         ids = [targets[k] for k in batch]
         features = net.features(stack_strips([words[i].strip for i in ids], device))
@@ -336,12 +367,14 @@ def realign(
         logp = F.log_softmax(net.segments(features, ix, a_t, b_t).float(), dim=1)
         char_logp = logp.gather(1, torch.from_numpy(np.concatenate(codes)).to(device)[:, None])[:, 0].cpu().numpy()
         pos = 0
-        for i, (candidates, offsets, feasible, scored) in zip(ids, plans, strict=True):
+        lattices = []
+        for candidates, offsets, feasible, scored in plans:
             scores = np.full(len(feasible), -1e9)
             scores[feasible] = char_logp[pos : pos + scored]
             pos += scored
             move = [-0.5 * plan.prior_weight * (o / plan.sigma) ** 2 for o in offsets]
-            out[i] = posterior_mean_cuts(candidates, scores, move)
+            lattices.append(Lattice(candidates, scores, move))
+        out.update(zip(ids, word_posteriors(lattices), strict=True))
         if on_batch is not None:
             on_batch(len(ids))
     return [out[i] for i in targets]
