@@ -94,8 +94,8 @@ def render_card(summary: dict[str, Any], classes: ClassSet) -> str:
         )
     if summary.get("words_from_pieces"):
         lines.append(
-            f"- Not counted above: {summary['words_from_pieces']:,} words whose letters are written apart. Their "
-            "pieces of ink are their boxes (exact; `source` = pieces in the manifest)."
+            f"- Not counted above: {summary['words_from_pieces']:,} words whose letters are written apart (one-letter "
+            "words among them). Their pieces of ink are their boxes (exact; `source` = pieces in the manifest)."
         )
     lines += _trust(summary.get("reliability"))
     excluded = summary["excluded_by_class_set"]

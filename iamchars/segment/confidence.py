@@ -50,7 +50,9 @@ class Calibrator:
 
 
 CALIBRATORS = {
-    "aligned": Calibrator(FEATURES, (5.0916, -0.7027, -0.5684, 0.348, 0.0212, 0.1731, 0.148, 0.6509, 1.3159), -1.1858),
+    "aligned": Calibrator(
+        FEATURES, (5.0464, -0.6908, -0.5759, 0.3454, 0.0323, 0.1672, 0.1318, 0.6773, 1.3278), -1.1207
+    ),
     "boxes": Calibrator(BOX_FEATURES, (7.7108, 0.6201, 0.1783, -0.2829, 1.2039), -2.4988),
 }
 """Fitted by `tools/fit_confidence.py` on the demo's synthetic corpus (`make demo`'s `iamchars synth`), aligner
