@@ -26,7 +26,14 @@ from iamchars.dataset.reliability import auroc, expected_calibration_error, shar
 from iamchars.iam.corpus import load_corpus
 from iamchars.parallel import ordered_map, resolve_workers
 from iamchars.segment.align.alignment import EVIDENCE
-from iamchars.segment.confidence import BOX_FEATURES, FEATURES, Calibrator, character_confidence, confidence_features
+from iamchars.segment.confidence import (
+    BOX_FEATURES,
+    FEATURES,
+    Calibrator,
+    character_confidence,
+    character_evidence,
+    confidence_features,
+)
 from iamchars.segment.evaluate import match
 from iamchars.segment.methods import CorpusCuts
 from iamchars.segment.stage import corpus_cuts, segment_form
@@ -45,11 +52,7 @@ class FormJob:
 
 def _form_boxes(job: FormJob) -> pd.DataFrame:
     boxes = segment_form(job.root, job.lines, job.words, job.cfg.segment, job.found).boxes
-    known = job.found.evidence if job.found is not None else {}
-    evidence = np.full((len(boxes), len(EVIDENCE)), np.nan)
-    for row, (word, k) in enumerate(zip(boxes["word_id"], boxes["char_index"], strict=True)):
-        if word in known:
-            evidence[row] = known[word][k]
+    evidence = character_evidence(boxes, job.found.evidence if job.found is not None else None)
     return boxes.assign(**{name: evidence[:, i] for i, name in enumerate(EVIDENCE)})
 
 

@@ -59,18 +59,23 @@ CALIBRATORS = {
 seeds 0 to 2, its output pasted here; docs/experiments says how well they hold on real handwriting."""
 
 
+def character_evidence(boxes: pd.DataFrame, evidence: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """Each box's row of its word's evidence (`alignment.EVIDENCE`), NaN where the word has none."""
+    known = np.full((len(boxes), len(EVIDENCE)), np.nan)
+    if evidence is None:
+        return known
+    word_ids = boxes["word_id"].to_numpy(str)
+    for row, (word, k) in enumerate(zip(word_ids, boxes["char_index"].to_numpy(np.int64), strict=True)):
+        found = evidence.get(word)
+        if found is not None and k < len(found):
+            known[row] = found[k]
+    return known
+
+
 def confidence_features(boxes: pd.DataFrame, evidence: Mapping[str, np.ndarray] | None) -> pd.DataFrame:
     """The features of every box (rows of `runner.BOX_COLUMNS`), with `aligned` saying whether the aligner's
     posterior is known for it. `evidence`: the corpus pass's (spread, fit) of each character, by word id."""
-    n = len(boxes)
-    known = np.full((n, len(EVIDENCE)), np.nan)
-    if evidence is not None and n:
-        word_ids = boxes["word_id"].to_numpy(str)
-        index = boxes["char_index"].to_numpy(np.int64)
-        for row, (word, k) in enumerate(zip(word_ids, index, strict=True)):
-            found = evidence.get(word)
-            if found is not None and k < len(found):
-                known[row] = found[k]
+    known = character_evidence(boxes, evidence)
     spread, fit = known[:, 0], known[:, 1]
     table = pd.DataFrame(
         {

@@ -55,8 +55,6 @@ class FormSegmentation:
     """The line images, kept for cropping so that each image is decoded once."""
     geometry: dict[str, LineGeometry] = field(default_factory=dict)
     """Each segmented line's geometry (ink threshold, mean row, spread, band), computed once, by line id."""
-    features: pd.DataFrame | None = None
-    """What each box's confidence was computed from (`segment.confidence.FEATURES`), row for row."""
 
 
 def compose_line(size: tuple[int, int], pieces: list[tuple[int, int, np.ndarray]]) -> np.ndarray:

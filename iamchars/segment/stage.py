@@ -118,11 +118,11 @@ def segment_form(
     root: Path, lines: pd.DataFrame, words: pd.DataFrame, cfg: SegmentConfig, found: CorpusCuts | None
 ) -> FormSegmentation:
     """One form's character boxes by the configured method (`found`: its corpus pass's cuts, where it has
-    one), each with its confidence (`confidence`); the features it was computed from in `features`."""
+    one), each with its confidence (`confidence`)."""
     method = method_of(cfg.method)
     seg = segment_form_with(root, lines, words, cfg, method.line, found.cuts if found else None, method.pieces)
     features = confidence_features(seg.boxes, found.evidence if found else None)
-    return replace(seg, boxes=seg.boxes.assign(confidence=character_confidence(features)), features=features)
+    return replace(seg, boxes=seg.boxes.assign(confidence=character_confidence(features)))
 
 
 def given_form(

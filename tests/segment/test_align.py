@@ -26,7 +26,6 @@ from iamchars.segment.align.alignment import (
     training_segments,
     viterbi_cuts,
     with_neighbour_stroke,
-    word_posterior,
     word_posteriors,
 )
 from iamchars.segment.align.network import SegmentNet
@@ -110,7 +109,7 @@ def test_word_posterior_averages_every_ordered_sequence_with_its_spread_and_fit(
         seconds.append(a)
         thirds.append(b)
     w = np.array(weights) / np.sum(weights)
-    posterior = word_posterior(Lattice(candidates, logp, move))
+    posterior = word_posteriors([Lattice(candidates, logp, move)])[0]
     mean = posterior.cuts
     np.testing.assert_allclose(mean, [0.0, w @ seconds, w @ thirds, 20.0])
     assert np.all(np.diff(mean) >= 1)
@@ -126,7 +125,7 @@ def test_word_posterior_averages_every_ordered_sequence_with_its_spread_and_fit(
     assert evidence.shape == (3, 2)
     np.testing.assert_allclose(evidence[:, 0], np.array([spread[0], max(spread), spread[1]]) / (20 / 3))
     # a posterior sure of one sequence gives Viterbi's cuts, spread nowhere
-    sure = word_posterior(Lattice(candidates, 40 * logp, move))
+    sure = word_posteriors([Lattice(candidates, 40 * logp, move)])[0]
     np.testing.assert_allclose(sure.cuts, viterbi_cuts(candidates, 40 * logp, move))
     assert sure.spread.max() < 1e-3
     # free ends: each at its likeliest place, the inner cuts averaged between them and never crossing them
@@ -134,7 +133,7 @@ def test_word_posterior_averages_every_ordered_sequence_with_its_spread_and_fit(
     pairs = len(segment_pairs(free)[0])
     for seed in range(20):
         logp = np.random.default_rng(seed).normal(0.0, 3.0, pairs)
-        cuts = word_posterior(Lattice(free, logp, [np.zeros(len(c)) for c in free])).cuts
+        cuts = word_posteriors([Lattice(free, logp, [np.zeros(len(c)) for c in free])])[0].cuts
         assert cuts[0] in free[0] and cuts[-1] in free[-1] and np.all(np.diff(cuts) >= 1)
 
 
@@ -148,7 +147,7 @@ def test_word_posteriors_of_a_batch_are_each_words_own() -> None:
         lattices.append(Lattice(cands, logp, [rng.normal(0.0, 0.5, len(c)) for c in cands]))
     together = word_posteriors(lattices)
     for lattice, batched in zip(lattices, together, strict=True):
-        alone = word_posterior(lattice)
+        alone = word_posteriors([lattice])[0]
         for got, want in ((batched.cuts, alone.cuts), (batched.spread, alone.spread), (batched.fit, alone.fit)):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
         assert len(batched.cuts) == len(lattice.candidates) and np.all(np.diff(batched.cuts) >= 1)

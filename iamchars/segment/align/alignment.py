@@ -5,7 +5,7 @@ ink mapped to `STRIP_ROWS` rows, columns scaled so that the line's mean characte
 that every word of every writer reaches the network at one size. Each inner cut may move among a few
 candidates around its refined position; a cut sequence scores the network's log-probability of each
 character over its segment plus a Gaussian prior on the move (the font and the ink still speak through the
-refined cuts). `word_posterior` puts each inner cut at its mean over all sequences, weighted by their
+refined cuts). `word_posteriors` puts each inner cut at its mean over all sequences, weighted by their
 probability (`viterbi_cuts`, the single best sequence, is its fallback)."""
 
 from __future__ import annotations
@@ -181,11 +181,6 @@ class Lattice:
     candidates: list[np.ndarray]
     char_logp: np.ndarray
     move_logp: list[np.ndarray]
-
-
-def word_posterior(lattice: Lattice, min_width: float = MIN_SEGMENT) -> WordPosterior:
-    """One word's posterior (`word_posteriors`)."""
-    return word_posteriors([lattice], min_width)[0]
 
 
 def word_posteriors(lattices: Sequence[Lattice], min_width: float = MIN_SEGMENT) -> list[WordPosterior]:

@@ -1,7 +1,7 @@
 """Self-training of the aligner on the corpus's own word labels (the `aligned` method).
 
 Round 0 takes the refined cuts as labels. Each round, for each fold of writers, a `SegmentNet` learns from
-the other folds' current cuts and re-aligns this fold's words (`alignment.word_posterior`): no word is
+the other folds' current cuts and re-aligns this fold's words (`alignment.word_posteriors`): no word is
 ever re-aligned by a network that saw its writer, so the network's own mistakes are not simply confirmed. The
 first round's networks start from the pretrained weights (`pretrain.py`); each later one continues its fold's
 network of the round before, for a share of the steps. Intermediate rounds work on a sample of words; the
@@ -342,7 +342,7 @@ def realign(
     words_per_batch: int = 64,
 ) -> list[WordPosterior]:
     """The target words re-aligned: candidates around each word's `centres` (its refined cuts), every
-    candidate segment scored by the network, then each cut's posterior (`word_posterior`); `on_batch` is told
+    candidate segment scored by the network, then each cut's posterior (`word_posteriors`); `on_batch` is told
     the words of each batch done (progress)."""
     out: dict[int, WordPosterior] = {}
     for batch in batches_by_width([words[i].strip.shape[1] for i in targets], words_per_batch):
